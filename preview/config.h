@@ -1,0 +1,76 @@
+/*
+ * config: presets.ini, parsed with inih.
+ *
+ * Every problem is an error naming file, line and key; nothing is ignored.
+ * config_load fills a caller-owned struct config; config_release frees it.
+ */
+#ifndef PREWCTL_CONFIG_H
+#define PREWCTL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum fit { FIT_INSIDE, FIT_COVER, FIT_FILL };
+enum crop { CROP_CENTRE, CROP_ATTENTION };
+enum format { FMT_SAME, FMT_JPEG, FMT_WEBP, FMT_AVIF, FMT_PNG };
+
+struct preset {
+	char		*name;
+	int		 width;		/* > 0 */
+	int		 height;	/* 0: from the aspect ratio */
+	enum fit	 fit;
+	enum crop	 crop;		/* for FIT_COVER */
+	enum format	 format;
+	int		 quality;	/* 1..100 */
+	int		 enlarge;	/* 0: never upscale */
+	unsigned char	 background[3];	/* flattening colour, default white */
+	int		 line;		/* where the section starts */
+};
+
+struct config {
+	char		*path;		/* the file it came from */
+
+	/* [storage] */
+	char		*bucket;	/* S3 bucket, or NULL */
+	char		*directory;	/* local folder, or NULL */
+	char		*endpoint;	/* NULL: AWS */
+	char		*region;	/* NULL: from the environment */
+	int		 path_style;
+	int		 tls_verify;
+	char		*ca_bundle;
+	char		*source;	/* "photo/" */
+	char		*previews;	/* "prew/" */
+	char		*acl;		/* NULL: none */
+	char		*cache_control;	/* NULL: none */
+	char	       **extensions;	/* lowercase, without dot */
+	size_t		 nextensions;
+	uint64_t	 max_pixels;
+	uint64_t	 max_bytes;
+	long		 timeout_ms;	/* connect timeout */
+	long		 low_speed_time_s;
+	int		 retries;
+	int		 image_timeout_s;
+
+	struct preset	*presets;	/* in file order */
+	size_t		 npresets;
+};
+
+#define CONFIG_MAX_LINE 1024
+
+/*
+ * Load path into cfg. On failure returns -1 and writes one message such as
+ * "presets.ini:12: unknown key 'widht' in [preset small]" into err.
+ */
+int		 config_load(const char *path, struct config *cfg,
+		    char *err, size_t errlen);
+void		 config_release(struct config *);
+const struct preset *config_preset(const struct config *, const char *name);
+const char	*format_name(enum format);
+const char	*fit_name(enum fit);
+/*
+ * The canonical definition of a preset ("width=320 height=0 fit=inside ...")
+ * into dst: equal strings mean equal previews. It is the stamp's body.
+ */
+int		 preset_canonical(const struct preset *, char *dst, size_t len);
+
+#endif

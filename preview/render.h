@@ -1,0 +1,58 @@
+/*
+ * render: every pixel goes through libvips here.
+ *
+ * One call turns one original (in memory) into the previews of several
+ * presets. Limits are checked from the header before any pixel is decoded,
+ * only trusted loaders run, and a truncated or corrupt image is an error,
+ * never a preview.
+ */
+#ifndef PREWCTL_RENDER_H
+#define PREWCTL_RENDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "s3/buf.h"
+#include "config.h"
+
+struct render_limits {
+	uint64_t	 max_pixels;	/* width * height * pages of the input */
+	uint64_t	 max_bytes;	/* size of the encoded input */
+	int		 timeout_s;	/* per image; 0: none */
+};
+
+struct render_out {
+	struct buf	 data;		/* the encoded preview */
+	enum format	 format;	/* what was written, never FMT_SAME */
+	const char	*content_type;	/* "image/jpeg", ... (static) */
+	int		 width;
+	int		 height;
+};
+
+void		 render_out_init(struct render_out *);
+void		 render_out_release(struct render_out *);
+
+/*
+ * Call once in main before any thread starts: VIPS_INIT, the loader
+ * allow-list, cache off, and libvips' own threads set to vips_threads.
+ * Returns 0 or -1 with a message in err.
+ */
+int		 render_global_init(const char *argv0, int vips_threads,
+		    char *err, size_t errlen);
+void		 render_global_shutdown(void);
+/* Each worker thread calls this before it exits. */
+void		 render_thread_shutdown(void);
+
+/*
+ * Render in[0..len) for presets[0..n) into outs[0..n) (initialised by the
+ * caller). Returns 0 when all were made; -1 with a reason in err (which
+ * then names the problem, not the key) and no output kept.
+ */
+int		 render_image(const void *in, size_t len,
+		    const struct preset *const *presets, size_t n,
+		    const struct render_limits *, struct render_out *outs,
+		    char *err, size_t errlen);
+
+const char	*format_content_type(enum format);
+
+#endif
