@@ -55,7 +55,10 @@ struct config {
 	size_t		 npresets;
 };
 
-#define CONFIG_MAX_LINE 1024
+/* Debian's inih r55 reads lines into a 200-byte buffer. */
+#define CONFIG_MAX_LINE 199
+/* A preset name: [A-Za-z0-9_-], not starting with '-'. */
+#define PRESET_NAME_MAX 40
 
 /*
  * Load path into cfg. On failure returns -1 and writes one message such as

@@ -26,7 +26,7 @@ int		 store_is_local(const struct store *);
 
 struct store_conn *store_conn_new(struct store *);
 void		 store_conn_free(struct store_conn *);
-void		 store_conn_set_cancel(struct store_conn *, volatile int *);
+void		 store_conn_set_cancel(struct store_conn *, volatile sig_atomic_t *);
 /* Adds this connection's counters into sum. */
 void		 store_conn_stats(const struct store_conn *, struct s3_stats *sum);
 

@@ -10,6 +10,7 @@
 #define PREWCTL_S3_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -66,6 +67,8 @@ struct s3_creds {
  */
 enum s3_status	 s3_creds_load(struct s3_creds *, struct s3_error *);
 void		 s3_creds_release(struct s3_creds *);
+/* AWS_REGION, else AWS_DEFAULT_REGION, else NULL (empty counts as unset). */
+const char	*s3_region_from_env(void);
 
 struct s3_config {
 	const char	*endpoint;	/* "http://127.0.0.1:7480"; NULL: AWS */
@@ -105,7 +108,7 @@ void		 s3_client_free(struct s3_client *);
 const struct s3_stats *s3_client_stats(const struct s3_client *);
 /* Checked between retries; nonzero stops retrying at once. */
 void		 s3_client_set_cancel(struct s3_client *,
-		    volatile int *cancel);
+		    volatile sig_atomic_t *cancel);
 
 struct s3_object {
 	const char	*key;		/* decoded key */

@@ -51,17 +51,24 @@ void	sigv4_release(struct sigv4 *);
  * double encoding), so a path already encoded by s3_uri_encode is unchanged.
  * Query parameters are decoded, encoded again, and sorted by name then value.
  * Duplicate header names are joined with ',' in the order given.
- * Returns 0, or -1 when out of memory or the request is malformed.
+ * Returns 0, or -1 when out of memory or the request is malformed (bad
+ * escape, path not starting with '/', no host header, a header name that is
+ * not a token, a control byte in a value, now before 1970 or past 9999).
+ * The session token, if any, is one of the headers (x-amz-security-token).
  */
 int	sigv4_sign(const struct sigv4_request *, const struct sigv4_key *,
 	    time_t now, struct sigv4 *);
 
-/* The x-amz-date form of t: "YYYYMMDDTHHMMSSZ", dst at least 17 bytes. */
+/*
+ * The x-amz-date form of t: "YYYYMMDDTHHMMSSZ", dst at least 17 bytes.
+ * Times outside years 0000-9999 are clamped to them.
+ */
 void	sigv4_amz_date(time_t t, char dst[17]);
 
 /* Hex SHA-256 of data into dst (65 bytes). */
 void	sigv4_sha256_hex(const void *data, size_t len, char dst[65]);
 /* Base64 of the MD5 of data into dst (25 bytes), for Content-MD5. */
+/* Both leave "" in dst if libcrypto fails (e.g. MD5 under FIPS). */
 void	sigv4_md5_base64(const void *data, size_t len, char dst[25]);
 
 /*

@@ -1,0 +1,173 @@
+/*
+ * remove: see remove.h. Lock invariant: `mtx` guards the spool's read
+ * position, the result counters, and calls of the error callback.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "remove.h"
+
+int
+spool_add(FILE *f, const char *key)
+{
+	size_t	len = strlen(key) + 1;
+
+	return fwrite(key, 1, len, f) == len ? 0 : -1;
+}
+
+int
+spool_next(FILE *f, struct buf *b)
+{
+	int	ch;
+
+	buf_reset(b);
+	while ((ch = getc(f)) != EOF && ch != '\0')
+		if (buf_addch(b, (char)ch) != 0)
+			return -1;
+	if (ch == EOF)
+		return ferror(f) ? -1 : (b->len > 0 ? -1 : 0);
+	return 1;
+}
+
+struct remover {
+	pthread_mutex_t		 mtx;
+	struct store		*store;
+	FILE			*spool;
+	int			 eof;
+	volatile sig_atomic_t	*cancel;
+	remove_err_fn		 errfn;
+	void			*arg;
+	struct remove_result	*res;
+};
+
+/* One thread's batch: its per-key failures are its own. */
+struct batch {
+	struct remover		*r;
+	uint64_t		 failed;
+};
+
+static void
+key_failed(void *arg, const char *key, const char *code, const char *msg)
+{
+	struct batch	*b = arg;
+	struct remover	*r = b->r;
+	char		 why[512];
+
+	snprintf(why, sizeof(why), "%s%s%s", code, *msg != '\0' ? ": " : "",
+	    msg);
+	b->failed++;
+	pthread_mutex_lock(&r->mtx);
+	r->res->failed++;
+	r->errfn(r->arg, key, why);
+	pthread_mutex_unlock(&r->mtx);
+}
+
+static void *
+remover_main(void *arg)
+{
+	struct remover		*r = arg;
+	struct batch		 b = { r, 0 };
+	struct store_conn	*conn;
+	struct buf		 keys;	/* NUL-separated batch */
+	struct buf		 one;
+	const char		*v[S3_DELETE_MAX];
+	struct s3_error		 err;
+	enum s3_status		 st;
+	size_t			 n, i, off;
+	sigset_t		 all;
+	char			 why[512];
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	if ((conn = store_conn_new(r->store)) == NULL)
+		return NULL;
+	store_conn_set_cancel(conn, r->cancel);
+	buf_init(&keys, BUF_NOMAX);
+	buf_init(&one, BUF_NOMAX);
+	for (;;) {
+		buf_reset(&keys);
+		n = 0;
+		pthread_mutex_lock(&r->mtx);
+		while (n < S3_DELETE_MAX && !r->eof &&
+		    (r->cancel == NULL || !*r->cancel) &&
+		    r->res->status == S3_OK) {
+			int rc = spool_next(r->spool, &one);
+
+			if (rc <= 0) {
+				r->eof = 1;
+				break;
+			}
+			if (buf_add(&keys, one.data, one.len + 1) != 0)
+				break;
+			n++;
+		}
+		pthread_mutex_unlock(&r->mtx);
+		if (n == 0)
+			break;
+		for (i = 0, off = 0; i < n; i++) {
+			v[i] = keys.data + off;
+			off += strlen(v[i]) + 1;
+		}
+		b.failed = 0;
+		st = store_delete_many(conn, v, n, key_failed, &b, &err);
+		pthread_mutex_lock(&r->mtx);
+		if (st == S3_OK || st == S3_EPARTIAL) {
+			/* key_failed counted the failures of this batch. */
+			r->res->deleted += n - b.failed;
+		} else {
+			s3_error_text(st, &err, why, sizeof(why));
+			for (i = 0; i < n; i++)
+				r->errfn(r->arg, v[i], why);
+			r->res->failed += n;
+			if (r->res->status == S3_OK) {
+				r->res->status = st;
+				r->res->err = err;
+			}
+		}
+		pthread_mutex_unlock(&r->mtx);
+	}
+	pthread_mutex_lock(&r->mtx);
+	store_conn_stats(conn, &r->res->requests);
+	pthread_mutex_unlock(&r->mtx);
+	store_conn_free(conn);
+	buf_release(&keys);
+	buf_release(&one);
+	return NULL;
+}
+
+void
+remove_spool(struct store *store, FILE *spool, int nthreads,
+    volatile sig_atomic_t *cancel, remove_err_fn errfn, void *arg,
+    struct remove_result *res)
+{
+	struct remover	 r;
+	pthread_t	*t;
+	int		 i, started = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.mtx, NULL);
+	r.store = store;
+	r.spool = spool;
+	r.cancel = cancel;
+	r.errfn = errfn;
+	r.arg = arg;
+	r.res = res;
+	rewind(spool);
+	if (nthreads < 1)
+		nthreads = 1;
+	if ((t = calloc((size_t)nthreads, sizeof(*t))) != NULL)
+		for (i = 0; i < nthreads; i++)
+			if (pthread_create(&t[i], NULL, remover_main, &r) == 0)
+				started++;
+	if (started == 0) {
+		res->status = S3_ENOMEM;
+		snprintf(res->err.message, sizeof(res->err.message),
+		    "cannot start threads");
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+	pthread_mutex_destroy(&r.mtx);
+}

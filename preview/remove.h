@@ -1,0 +1,37 @@
+/*
+ * remove: delete a spool of keys with DeleteObjects, 1000 keys a request,
+ * several requests in flight.
+ *
+ * purge never deletes while it lists: it spools every key to delete into a
+ * temporary file (NUL-separated, since keys may hold newlines), checks its
+ * refusals, and only then hands the spool to remove_spool. Memory holds
+ * one batch per thread, whatever the number of keys.
+ */
+#ifndef PREWCTL_REMOVE_H
+#define PREWCTL_REMOVE_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "store.h"
+
+int		 spool_add(FILE *, const char *key);
+/* The next key into b; 1 with a key, 0 at the end, -1 on error. */
+int		 spool_next(FILE *, struct buf *b);
+
+struct remove_result {
+	uint64_t	 deleted;
+	uint64_t	 failed;
+	struct s3_stats	 requests;
+	enum s3_status	 status;	/* first whole-request failure */
+	struct s3_error	 err;
+};
+
+/* Called, serialised, for each key that could not be deleted. */
+typedef void	(*remove_err_fn)(void *arg, const char *key, const char *why);
+
+void		 remove_spool(struct store *, FILE *spool, int nthreads,
+		    volatile sig_atomic_t *cancel, remove_err_fn, void *arg,
+		    struct remove_result *);
+
+#endif
