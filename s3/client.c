@@ -718,57 +718,56 @@ s3_put(struct s3_client *c, const char *key, const void *data, size_t len,
 
 /*
  * Listing: one request per page. A page that fails halfway is asked for
- * again; entries up to the last one delivered are then skipped, which is
- * safe because a page lists keys and prefixes in ascending order.
+ * again; entries up to the last one delivered are then skipped. That is
+ * safe because a page lists its keys in ascending order, and its common
+ * prefixes in ascending order, each list on its own (RGW sends the
+ * prefixes first, AWS the keys), so each kind keeps its own mark.
  */
 struct lister {
 	s3_object_cb	 obj_cb;
 	s3_prefix_cb	 prefix_cb;
 	void		*arg;
 	struct listxml	*lx;
-	struct buf	 last;		/* last key or prefix delivered */
-	int		 have_last;
+	struct buf	 last_key;	/* "" until a key is delivered */
+	struct buf	 last_prefix;
 	int		 failed;	/* callback allocation failure */
 	char		 msg[256];
 };
+
+/* Whether s was delivered before; if not, remember it as the last. */
+static int
+seen(struct lister *l, struct buf *last, const char *s)
+{
+	if (last->len > 0 && strcmp(s, last->data) <= 0)
+		return 1;
+	buf_reset(last);
+	if (buf_addstr(last, s) != 0)
+		l->failed = 1;
+	return 0;
+}
 
 static int
 lister_obj(void *arg, const struct s3_object *o)
 {
 	struct lister	*l = arg;
-	int		 rc;
 
-	if (l->have_last && strcmp(o->key, l->last.data) <= 0)
+	if (seen(l, &l->last_key, o->key))
 		return 0;
-	if ((rc = l->obj_cb != NULL ? l->obj_cb(l->arg, o) : 0) != 0)
-		return rc;
-	buf_reset(&l->last);
-	if (buf_addstr(&l->last, o->key) != 0) {
-		l->failed = 1;
+	if (l->failed)
 		return 1;
-	}
-	l->have_last = 1;
-	return 0;
+	return l->obj_cb != NULL ? l->obj_cb(l->arg, o) : 0;
 }
 
 static int
 lister_prefix(void *arg, const char *prefix)
 {
 	struct lister	*l = arg;
-	int		 rc;
 
-	if (l->have_last && strcmp(prefix, l->last.data) <= 0)
+	if (seen(l, &l->last_prefix, prefix))
 		return 0;
-	if ((rc = l->prefix_cb != NULL ? l->prefix_cb(l->arg, prefix) : 0)
-	    != 0)
-		return rc;
-	buf_reset(&l->last);
-	if (buf_addstr(&l->last, prefix) != 0) {
-		l->failed = 1;
+	if (l->failed)
 		return 1;
-	}
-	l->have_last = 1;
-	return 0;
+	return l->prefix_cb != NULL ? l->prefix_cb(l->arg, prefix) : 0;
 }
 
 static void
@@ -817,7 +816,8 @@ s3_list(struct s3_client *c, const struct s3_list_params *lp,
 	l.obj_cb = obj_cb;
 	l.prefix_cb = prefix_cb;
 	l.arg = arg;
-	buf_init(&l.last, 8192);
+	buf_init(&l.last_key, 8192);
+	buf_init(&l.last_prefix, 8192);
 	buf_init(&query, 32 * 1024);
 	buf_init(&token, 8192);
 	snprintf(maxkeys, sizeof(maxkeys), "%d",
@@ -887,7 +887,8 @@ s3_list(struct s3_client *c, const struct s3_list_params *lp,
 	st = S3_OK;
 out:
 	listxml_free(l.lx);
-	buf_release(&l.last);
+	buf_release(&l.last_key);
+	buf_release(&l.last_prefix);
 	buf_release(&query);
 	buf_release(&token);
 	return st;

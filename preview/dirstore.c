@@ -1,0 +1,998 @@
+/*
+ * dirstore: a local folder that plays the part of a bucket.
+ *
+ * The key "photo/a/b.jpg" is the file ROOT/photo/a/b.jpg. Every path is
+ * resolved from an open descriptor of the root, one segment at a time with
+ * O_NOFOLLOW, so a symlink anywhere below the root is never followed and
+ * cannot lead out of it. Symlinks and other non-regular files are not
+ * objects: listing skips them and reading one is S3_ENOTFOUND.
+ *
+ * Keys are refused (S3_EINVAL) when they could not name a file below the
+ * root: empty, longer than S3's 1024 bytes, a leading '/', an empty, "." or
+ * ".." segment, a segment longer than NAME_MAX, or a segment starting with
+ * ".prewctl-tmp", which is reserved for the temporary files of put.
+ *
+ * Listing gives what ListObjectsV2 gives: keys in ascending byte order. It
+ * walks depth first, reading and sorting one directory at a time, and sorts
+ * a directory as its name plus "/" so that "a.jpg" < "a/b.jpg" < "a0.jpg"
+ * comes out as it does from S3. Memory is the depth times the width of one
+ * directory, never the number of files. max_keys and max_pages have no
+ * meaning here and are ignored.
+ *
+ * The ETag of a file is NOT an MD5 of its contents: it is made from the
+ * mtime in ns, the size and the inode ("<mtime>-<size>-<ino>" in hex), so
+ * that listing never reads a file. It changes whenever a put replaces it.
+ *
+ * put writes a temporary ".prewctl-tmp-XXXXXXXXXXXX" next to the final name
+ * and renames it over that name, so a reader sees the old file or the new
+ * one, never half of one. There is no fsync: a crash may lose a recent put,
+ * but never leaves a partial file under the final name. A failed put
+ * removes its temporary file.
+ *
+ * I/O failures other than "no such file" are S3_ESERVER with err->code
+ * "LocalIOError" and the strerror text and the key in err->message; the
+ * enum keeps its S3 meaning for everything else.
+ *
+ * Threads: a struct dirstore holds nothing mutable but the root descriptor,
+ * which is only read, so any number of threads may call it at once. A
+ * delete removes parent directories that became empty; a put racing with it
+ * may find its directory gone (ENOENT) and so starts its walk again.
+ */
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "preview/store.h"
+
+#define KEY_MAX		1024		/* S3's limit, in bytes */
+#define TMP_PREFIX	".prewctl-tmp"
+#define TMP_PREFIX_LEN	(sizeof(TMP_PREFIX) - 1)
+#define TMP_RANDOM	12		/* random characters after the '-' */
+#define TMP_TRIES	100		/* names tried before giving up */
+#define PUT_ATTEMPTS	16		/* walks retried after an ENOENT race */
+#define READ_CHUNK	65536
+
+struct dirstore {
+	int	 rootfd;
+	char	*root;
+};
+
+/* One listing in progress; path is the key so far, ending in '/'. */
+struct lister {
+	const char	*start_after;	/* NULL: none */
+	int		 rollup;	/* delimiter "/" */
+	s3_object_cb	 ocb;
+	s3_prefix_cb	 pcb;
+	void		*arg;
+	struct s3_error	*err;
+	struct buf	 path;
+};
+
+/* A directory entry; a directory's name ends in '/' so it sorts as S3 does. */
+struct entry {
+	char	*name;
+	size_t	 len;
+	int	 dir;
+};
+
+static void	set_err(struct s3_error *, const char *, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+static void
+set_err(struct s3_error *err, const char *code, const char *fmt, ...)
+{
+	va_list	ap;
+	size_t	len;
+	int	n;
+
+	if (err == NULL)
+		return;
+	memset(err, 0, sizeof(*err));
+	len = strlen(code);
+	if (len >= sizeof(err->code))
+		len = sizeof(err->code) - 1;
+	memcpy(err->code, code, len);
+	va_start(ap, fmt);
+	n = vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	/* A message cut short says so. */
+	if (n < 0)
+		err->message[0] = '\0';
+	else if ((size_t)n >= sizeof(err->message))
+		memcpy(err->message + sizeof(err->message) - 4, "...", 4);
+}
+
+/* The build defines _GNU_SOURCE, so this is the GNU strerror_r. */
+static enum s3_status
+io_err(struct s3_error *err, int errnum, const char *what, const char *key)
+{
+	char	sbuf[128];
+
+	set_err(err, "LocalIOError", "%s '%s': %s", what, key,
+	    strerror_r(errnum, sbuf, sizeof(sbuf)));
+	return S3_ESERVER;
+}
+
+static enum s3_status
+nomem(struct s3_error *err)
+{
+	set_err(err, "", "out of memory");
+	return S3_ENOMEM;
+}
+
+static enum s3_status
+cancelled(struct s3_error *err)
+{
+	set_err(err, "", "listing stopped by its callback");
+	return S3_ECANCELLED;
+}
+
+/* errno values that mean "nothing there" when walking without following. */
+static int
+gone(int e)
+{
+	return e == ENOENT || e == ENOTDIR || e == ELOOP;
+}
+
+static const char *
+bad_segment(const char *s, size_t n)
+{
+	if (n == 0)
+		return "empty path segment";
+	if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+		return "\".\" or \"..\" path segment";
+	if (n > NAME_MAX)
+		return "path segment longer than NAME_MAX";
+	if (n >= TMP_PREFIX_LEN && memcmp(s, TMP_PREFIX, TMP_PREFIX_LEN) == 0)
+		return "segment reserved for temporary files";
+	return NULL;
+}
+
+static const char *
+bad_key(const char *key)
+{
+	const char	*why, *s, *e;
+
+	if (key == NULL || key[0] == '\0')
+		return "empty key";
+	if (strnlen(key, KEY_MAX + 1) > KEY_MAX)
+		return "key longer than 1024 bytes";
+	if (key[0] == '/')
+		return "key starts with '/'";
+	for (s = key;; s = e + 1) {
+		if ((e = strchr(s, '/')) == NULL)
+			e = s + strlen(s);
+		if ((why = bad_segment(s, (size_t)(e - s))) != NULL)
+			return why;
+		if (*e == '\0')
+			return NULL;
+	}
+}
+
+static enum s3_status
+check_key(const char *key, struct s3_error *err)
+{
+	const char	*why;
+
+	if ((why = bad_key(key)) == NULL)
+		return S3_OK;
+	/* Do not echo a hostile key of any length. */
+	set_err(err, "InvalidArgument", "invalid key '%.64s': %s",
+	    key != NULL ? key : "", why);
+	return S3_EINVAL;
+}
+
+/* Where the last segment starts, and so the length of the parent path. */
+static size_t
+parent_len(const char *key, size_t len)
+{
+	while (len > 0 && key[len - 1] != '/')
+		len--;
+	return len > 0 ? len - 1 : 0;
+}
+
+static void
+close_dir(const struct dirstore *ds, int fd)
+{
+	if (fd != -1 && fd != ds->rootfd)
+		close(fd);
+}
+
+/*
+ * Opens the directory named by the first len bytes of path ("a/b"), one
+ * segment at a time and never through a symlink; len 0 is the root itself
+ * (returned as is: close with close_dir). With create, missing directories
+ * are made; one made or removed by someone else meanwhile is fine. Returns
+ * -1 with errno set on failure.
+ */
+static int
+open_dirs(const struct dirstore *ds, const char *path, size_t len, int create)
+{
+	char	 seg[NAME_MAX + 1];
+	size_t	 i, j, n;
+	int	 fd, next, save;
+
+	fd = ds->rootfd;
+	for (i = 0; i < len; i = j + 1) {
+		for (j = i; j < len && path[j] != '/'; j++)
+			;
+		n = j - i;
+		if (n == 0 || n > NAME_MAX) {
+			errno = EINVAL;
+			goto fail;
+		}
+		memcpy(seg, path + i, n);
+		seg[n] = '\0';
+		next = openat(fd, seg,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next == -1 && errno == ENOENT && create) {
+			if (mkdirat(fd, seg, 0755) == -1 && errno != EEXIST)
+				goto fail;
+			next = openat(fd, seg,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (next == -1)
+			goto fail;
+		close_dir(ds, fd);
+		fd = next;
+	}
+	return fd;
+
+fail:
+	save = errno;
+	close_dir(ds, fd);
+	errno = save;
+	return -1;
+}
+
+struct dirstore *
+dirstore_new(const char *root, struct s3_error *err)
+{
+	struct dirstore	*ds = NULL;
+	char		 sbuf[128];
+	int		 fd = -1;
+
+	if (root == NULL || root[0] == '\0') {
+		set_err(err, "InvalidArgument", "no storage directory given");
+		goto fail;
+	}
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1) {
+		set_err(err, "InvalidArgument", "cannot open directory '%s': %s",
+		    root, strerror_r(errno, sbuf, sizeof(sbuf)));
+		goto fail;
+	}
+	if ((ds = calloc(1, sizeof(*ds))) == NULL ||
+	    (ds->root = strdup(root)) == NULL) {
+		set_err(err, "", "out of memory");
+		goto fail;
+	}
+	ds->rootfd = fd;
+	return ds;
+
+fail:
+	if (fd != -1)
+		close(fd);
+	if (ds != NULL)
+		free(ds->root);
+	free(ds);
+	return NULL;
+}
+
+void
+dirstore_free(struct dirstore *ds)
+{
+	if (ds == NULL)
+		return;
+	close(ds->rootfd);
+	free(ds->root);
+	free(ds);
+}
+
+const char *
+dirstore_root(const struct dirstore *ds)
+{
+	return ds->root;
+}
+
+static void
+path_trunc(struct buf *b, size_t len)
+{
+	b->len = len;
+	b->data[len] = '\0';
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct entry	*ea = a, *eb = b;
+
+	return strcmp(ea->name, eb->name);
+}
+
+/* Whether a name is worth a look: not ".", "..", or a temporary file. */
+static int
+skip_name(const char *name)
+{
+	if (name[0] == '.' && (name[1] == '\0' ||
+	    (name[1] == '.' && name[2] == '\0')))
+		return 1;
+	return strncmp(name, TMP_PREFIX, TMP_PREFIX_LEN) == 0;
+}
+
+/* DT_REG, DT_DIR, or DT_UNKNOWN for anything to skip; -1 on error. */
+static int
+entry_type(DIR *d, const struct dirent *de)
+{
+	struct stat	st;
+
+	switch (de->d_type) {
+	case DT_REG:
+	case DT_DIR:
+		return de->d_type;
+	case DT_UNKNOWN:
+		break;
+	default:
+		return DT_UNKNOWN;
+	}
+	if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return errno == ENOENT ? DT_UNKNOWN : -1;
+	if (S_ISREG(st.st_mode))
+		return DT_REG;
+	if (S_ISDIR(st.st_mode))
+		return DT_DIR;
+	return DT_UNKNOWN;
+}
+
+/*
+ * Every key below a directory K (ending in '/') starts with K. All of them
+ * sort before start_after when K does and start_after does not start with K.
+ */
+static int
+dir_before_start(const struct lister *l, const char *k, size_t klen)
+{
+	const char	*sa = l->start_after;
+
+	return sa != NULL && strcmp(k, sa) < 0 && strncmp(sa, k, klen) != 0;
+}
+
+static void
+free_entries(struct entry *ents, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(ents[i].name);
+	free(ents);
+}
+
+/* Reads one directory whole: the names starting with match, to be sorted. */
+static enum s3_status
+read_dir(struct lister *l, DIR *d, const char *match, struct entry **entsp,
+    size_t *np)
+{
+	struct dirent	*de;
+	struct entry	*ents = NULL, *p;
+	size_t		 n = 0, cap = 0, mlen, nlen;
+	enum s3_status	 rc = S3_OK;
+	int		 type;
+
+	mlen = match != NULL ? strlen(match) : 0;
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL) {
+			if (errno != 0)
+				rc = io_err(l->err, errno, "cannot read directory",
+				    l->path.data);
+			break;
+		}
+		if (skip_name(de->d_name) ||
+		    strncmp(de->d_name, match != NULL ? match : "", mlen) != 0)
+			continue;
+		if ((type = entry_type(d, de)) == -1) {
+			rc = io_err(l->err, errno, "cannot stat", de->d_name);
+			break;
+		}
+		if (type == DT_UNKNOWN)
+			continue;
+		nlen = strlen(de->d_name);
+		/* Nothing here could be a key S3 would take. */
+		if (l->path.len + nlen + (type == DT_DIR ? 2 : 0) > KEY_MAX)
+			continue;
+		if (n == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			if ((p = reallocarray(ents, cap, sizeof(*p))) == NULL) {
+				rc = nomem(l->err);
+				break;
+			}
+			ents = p;
+		}
+		p = &ents[n];
+		if ((p->name = malloc(nlen + 2)) == NULL) {
+			rc = nomem(l->err);
+			break;
+		}
+		memcpy(p->name, de->d_name, nlen);
+		p->dir = type == DT_DIR;
+		if (p->dir)
+			p->name[nlen++] = '/';
+		p->name[nlen] = '\0';
+		p->len = nlen;
+		n++;
+	}
+	if (rc != S3_OK) {
+		free_entries(ents, n);
+		return rc;
+	}
+	*entsp = ents;
+	*np = n;
+	return S3_OK;
+}
+
+static enum s3_status
+visit_file(struct lister *l, int dfd, const char *name)
+{
+	struct stat		 st;
+	struct s3_object	 obj;
+	char			 etag[64];
+	const char		*key = l->path.data;
+	uint64_t		 ns;
+	int			 n;
+
+	if (l->start_after != NULL && strcmp(key, l->start_after) <= 0)
+		return S3_OK;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (errno == ENOENT)
+			return S3_OK;	/* deleted meanwhile */
+		return io_err(l->err, errno, "cannot stat", key);
+	}
+	if (!S_ISREG(st.st_mode))
+		return S3_OK;
+	ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+	    (uint64_t)st.st_mtim.tv_nsec;
+	n = snprintf(etag, sizeof(etag), "%" PRIx64 "-%" PRIx64 "-%" PRIx64,
+	    ns, (uint64_t)st.st_size, (uint64_t)st.st_ino);
+	if (n < 0 || (size_t)n >= sizeof(etag))
+		return io_err(l->err, EOVERFLOW, "cannot make an ETag for", key);
+	obj.key = key;
+	obj.size = (uint64_t)st.st_size;
+	obj.etag = etag;
+	obj.mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
+	    st.st_mtim.tv_nsec / 1000000;
+	if (l->ocb != NULL && l->ocb(l->arg, &obj) != 0)
+		return cancelled(l->err);
+	return S3_OK;
+}
+
+/*
+ * Whether a directory (fd, taken over; path its key with '/') holds a key
+ * after start_after: that decides whether its common prefix shows. Reads
+ * without sorting and stops at the first one.
+ */
+static enum s3_status
+has_key(struct lister *l, int fd, int *found)
+{
+	DIR		*d;
+	struct dirent	*de;
+	size_t		 base = l->path.len;
+	enum s3_status	 rc = S3_OK;
+	int		 type, cfd;
+
+	if ((d = fdopendir(fd)) == NULL) {
+		rc = io_err(l->err, errno, "cannot read directory",
+		    l->path.data);
+		close(fd);
+		return rc;
+	}
+	while (!*found) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL) {
+			if (errno != 0)
+				rc = io_err(l->err, errno, "cannot read directory",
+				    l->path.data);
+			break;
+		}
+		if (skip_name(de->d_name))
+			continue;
+		if ((type = entry_type(d, de)) == -1) {
+			rc = io_err(l->err, errno, "cannot stat", de->d_name);
+			break;
+		}
+		if (type == DT_UNKNOWN)
+			continue;
+		path_trunc(&l->path, base);
+		if (buf_addstr(&l->path, de->d_name) != 0 ||
+		    (type == DT_DIR && buf_addch(&l->path, '/') != 0)) {
+			rc = nomem(l->err);
+			break;
+		}
+		if (type == DT_REG) {
+			if (l->path.len <= KEY_MAX && (l->start_after == NULL ||
+			    strcmp(l->path.data, l->start_after) > 0))
+				*found = 1;
+			continue;
+		}
+		if (l->path.len + 1 > KEY_MAX ||
+		    dir_before_start(l, l->path.data, l->path.len))
+			continue;
+		cfd = openat(dirfd(d), de->d_name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (cfd == -1) {
+			if (gone(errno))
+				continue;
+			rc = io_err(l->err, errno, "cannot open", l->path.data);
+			break;
+		}
+		if ((rc = has_key(l, cfd, found)) != S3_OK)
+			break;
+	}
+	path_trunc(&l->path, base);
+	closedir(d);
+	return rc;
+}
+
+static enum s3_status	walk(struct lister *, int, const char *);
+
+/* path is the directory's key, with its '/'. */
+static enum s3_status
+visit_dir(struct lister *l, int dfd, const char *name)
+{
+	enum s3_status	rc;
+	int		fd, found = 0;
+
+	if (dir_before_start(l, l->path.data, l->path.len))
+		return S3_OK;
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1) {
+		if (gone(errno))
+			return S3_OK;
+		return io_err(l->err, errno, "cannot open", l->path.data);
+	}
+	if (!l->rollup)
+		return walk(l, fd, NULL);
+	if ((rc = has_key(l, fd, &found)) != S3_OK || !found)
+		return rc;
+	if (l->pcb != NULL && l->pcb(l->arg, l->path.data) != 0)
+		return cancelled(l->err);
+	return S3_OK;
+}
+
+/*
+ * Lists one directory (fd, taken over; l->path its key) in byte order of
+ * the keys. match, at the top only, is the part of the prefix after the
+ * last '/': a name must start with it.
+ */
+static enum s3_status
+walk(struct lister *l, int fd, const char *match)
+{
+	DIR		*d;
+	struct entry	*ents = NULL;
+	size_t		 n = 0, i, base = l->path.len;
+	enum s3_status	 rc;
+
+	if ((d = fdopendir(fd)) == NULL) {
+		rc = io_err(l->err, errno, "cannot read directory",
+		    l->path.data);
+		close(fd);
+		return rc;
+	}
+	if ((rc = read_dir(l, d, match, &ents, &n)) != S3_OK)
+		goto out;
+	if (n > 1)
+		qsort(ents, n, sizeof(*ents), entry_cmp);
+	for (i = 0; i < n; i++) {
+		path_trunc(&l->path, base);
+		if (buf_add(&l->path, ents[i].name, ents[i].len) != 0) {
+			rc = nomem(l->err);
+			goto out;
+		}
+		if (ents[i].dir) {
+			ents[i].name[ents[i].len - 1] = '\0';
+			rc = visit_dir(l, dirfd(d), ents[i].name);
+		} else
+			rc = visit_file(l, dirfd(d), ents[i].name);
+		if (rc != S3_OK)
+			goto out;
+	}
+
+out:
+	path_trunc(&l->path, base);
+	free_entries(ents, n);
+	closedir(d);
+	return rc;
+}
+
+enum s3_status
+dirstore_list(struct dirstore *ds, const struct s3_list_params *params,
+    s3_object_cb ocb, s3_prefix_cb pcb, void *arg, struct s3_error *err)
+{
+	struct lister	 l;
+	const char	*prefix = "", *delim = NULL, *s, *e;
+	size_t		 dirlen;
+	enum s3_status	 rc = S3_OK;
+	int		 fd = -1;
+
+	memset(&l, 0, sizeof(l));
+	buf_init(&l.path, BUF_NOMAX);
+	if (params != NULL) {
+		if (params->prefix != NULL)
+			prefix = params->prefix;
+		delim = params->delimiter;
+		l.start_after = params->start_after;
+	}
+	if (delim != NULL && delim[0] != '\0' && strcmp(delim, "/") != 0) {
+		set_err(err, "InvalidArgument",
+		    "a folder supports only \"/\" as a delimiter");
+		return S3_EINVAL;
+	}
+	l.rollup = delim != NULL && delim[0] != '\0';
+	l.ocb = ocb;
+	l.pcb = pcb;
+	l.arg = arg;
+	l.err = err;
+
+	/* The directory part of the prefix; no key can match a bad one. */
+	dirlen = parent_len(prefix, strlen(prefix));
+	if (strlen(prefix) > KEY_MAX)
+		goto out;
+	for (s = prefix; dirlen > 0; s = e + 1) {
+		if ((e = memchr(s, '/', (size_t)(prefix + dirlen - s))) == NULL)
+			e = prefix + dirlen;
+		if (bad_segment(s, (size_t)(e - s)) != NULL)
+			goto out;
+		if (e == prefix + dirlen)
+			break;
+	}
+	if (dirlen == 0)
+		/* Not the root descriptor: readdir would move its offset. */
+		fd = openat(ds->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	else
+		fd = open_dirs(ds, prefix, dirlen, 0);
+	if (fd == -1) {
+		if (!gone(errno))
+			rc = io_err(err, errno, "cannot open", prefix);
+		goto out;
+	}
+	if (dirlen > 0 && buf_add(&l.path, prefix, dirlen + 1) != 0) {
+		close(fd);
+		rc = nomem(err);
+		goto out;
+	}
+	rc = walk(&l, fd, prefix + (dirlen > 0 ? dirlen + 1 : 0));
+
+out:
+	buf_release(&l.path);
+	return rc;
+}
+
+static enum s3_status
+notfound(struct s3_error *err, const char *key)
+{
+	set_err(err, "NoSuchKey", "no such key '%s'", key);
+	return S3_ENOTFOUND;
+}
+
+static enum s3_status
+toobig(struct s3_error *err, const char *key, size_t max)
+{
+	set_err(err, "", "'%s' is larger than %zu bytes", key, max);
+	return S3_ETOOBIG;
+}
+
+/* read(2) that retries EINTR. */
+static ssize_t
+read_retry(int fd, void *p, size_t n)
+{
+	ssize_t	r;
+
+	do
+		r = read(fd, p, n);
+	while (r == -1 && errno == EINTR);
+	return r;
+}
+
+enum s3_status
+dirstore_get(struct dirstore *ds, const char *key, size_t max_bytes,
+    struct buf *out, struct s3_error *err)
+{
+	struct stat	 st;
+	size_t		 dirlen, room, avail, want;
+	ssize_t		 n;
+	enum s3_status	 rc = S3_OK;
+	int		 dfd = -1, fd = -1;
+	char		 c;
+
+	if ((rc = check_key(key, err)) != S3_OK)
+		return rc;
+	buf_reset(out);
+	dirlen = parent_len(key, strlen(key));
+	if ((dfd = open_dirs(ds, key, dirlen, 0)) == -1) {
+		rc = gone(errno) ? notfound(err, key) :
+		    io_err(err, errno, "cannot open", key);
+		goto out;
+	}
+	/* O_NONBLOCK: a FIFO must not hang us before fstat says what it is. */
+	fd = openat(dfd, key + (dirlen > 0 ? dirlen + 1 : 0),
+	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1) {
+		rc = gone(errno) ? notfound(err, key) :
+		    io_err(err, errno, "cannot open", key);
+		goto out;
+	}
+	if (fstat(fd, &st) == -1) {
+		rc = io_err(err, errno, "cannot stat", key);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = notfound(err, key);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max_bytes) {
+		rc = toobig(err, key, max_bytes);
+		goto out;
+	}
+	if (buf_grow(out, (size_t)st.st_size) != 0) {
+		rc = (size_t)st.st_size > out->max ?
+		    toobig(err, key, max_bytes) : nomem(err);
+		goto out;
+	}
+
+	/* The file may grow while we read: never take more than max_bytes. */
+	for (;;) {
+		room = max_bytes - out->len;
+		if (room < SIZE_MAX)
+			room++;		/* one byte more tells it grew */
+		avail = out->cap > out->len ? out->cap - out->len - 1 : 0;
+		if (avail == 0) {
+			want = room < READ_CHUNK ? room : READ_CHUNK;
+			if (buf_grow(out, want) != 0) {
+				if (want <= out->max - out->len) {
+					rc = nomem(err);
+					goto out;
+				}
+				/* out is full: only the end may follow. */
+				if ((n = read_retry(fd, &c, 1)) == -1) {
+					rc = io_err(err, errno, "cannot read",
+					    key);
+					goto out;
+				}
+				if (n == 0)
+					break;
+				rc = toobig(err, key, max_bytes);
+				goto out;
+			}
+			avail = out->cap - out->len - 1;
+		}
+		if (avail > room)
+			avail = room;
+		if ((n = read_retry(fd, out->data + out->len, avail)) == -1) {
+			rc = io_err(err, errno, "cannot read", key);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		out->len += (size_t)n;
+		out->data[out->len] = '\0';
+		if (out->len > max_bytes) {
+			rc = toobig(err, key, max_bytes);
+			goto out;
+		}
+	}
+
+out:
+	if (rc != S3_OK)
+		buf_reset(out);
+	if (fd != -1)
+		close(fd);
+	close_dir(ds, dfd);
+	return rc;
+}
+
+/* Creates ".prewctl-tmp-XXXXXXXXXXXX" in dfd, exclusively; name gets it. */
+static int
+open_tmp(int dfd, char *name, size_t size)
+{
+	static const char	 chars[] =
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	unsigned char		 rnd[TMP_RANDOM];
+	size_t			 i;
+	int			 fd, try;
+
+	if (size < TMP_PREFIX_LEN + 1 + TMP_RANDOM + 1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(name, TMP_PREFIX "-", TMP_PREFIX_LEN + 1);
+	for (try = 0; try < TMP_TRIES; try++) {
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		for (i = 0; i < TMP_RANDOM; i++)
+			name[TMP_PREFIX_LEN + 1 + i] =
+			    chars[rnd[i] % (sizeof(chars) - 1)];
+		name[TMP_PREFIX_LEN + 1 + TMP_RANDOM] = '\0';
+		fd = openat(dfd, name,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd != -1 || errno != EEXIST)
+			return fd;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+static int
+write_all(int fd, const void *data, size_t len)
+{
+	const char	*p = data;
+	ssize_t		 n;
+
+	while (len > 0) {
+		n = write(fd, p, len > SSIZE_MAX ? SSIZE_MAX : len);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+enum s3_status
+dirstore_put(struct dirstore *ds, const char *key, const void *data,
+    size_t len, struct s3_error *err)
+{
+	char		 tmp[TMP_PREFIX_LEN + 1 + TMP_RANDOM + 1];
+	const char	*name;
+	size_t		 dirlen;
+	enum s3_status	 rc = S3_OK;
+	int		 dfd = -1, fd = -1, attempt, made = 0, save;
+
+	if ((rc = check_key(key, err)) != S3_OK)
+		return rc;
+	if (data == NULL && len > 0) {
+		set_err(err, "InvalidArgument", "no data for '%s'", key);
+		return S3_EINVAL;
+	}
+	dirlen = parent_len(key, strlen(key));
+	name = key + (dirlen > 0 ? dirlen + 1 : 0);
+
+	/* A delete may remove an empty directory under us: walk again. */
+	for (attempt = 1;; attempt++) {
+		if ((dfd = open_dirs(ds, key, dirlen, 1)) == -1) {
+			if (errno == ENOENT && attempt < PUT_ATTEMPTS)
+				continue;
+			rc = io_err(err, errno, "cannot make the folder for",
+			    key);
+			goto out;
+		}
+		if ((fd = open_tmp(dfd, tmp, sizeof(tmp))) != -1)
+			break;
+		save = errno;
+		close_dir(ds, dfd);
+		dfd = -1;
+		if (save == ENOENT && attempt < PUT_ATTEMPTS)
+			continue;
+		rc = io_err(err, save, "cannot make a temporary file for", key);
+		goto out;
+	}
+	made = 1;
+	if (write_all(fd, data, len) == -1) {
+		rc = io_err(err, errno, "cannot write", key);
+		goto out;
+	}
+	if (fchmod(fd, 0644) == -1) {
+		rc = io_err(err, errno, "cannot chmod", key);
+		goto out;
+	}
+	save = close(fd);
+	fd = -1;
+	if (save == -1) {
+		rc = io_err(err, errno, "cannot write", key);
+		goto out;
+	}
+	if (renameat(dfd, tmp, dfd, name) == -1) {
+		rc = io_err(err, errno, "cannot rename into place", key);
+		goto out;
+	}
+	made = 0;
+
+out:
+	if (fd != -1)
+		close(fd);
+	if (made)
+		unlinkat(dfd, tmp, 0);
+	close_dir(ds, dfd);
+	return rc;
+}
+
+/* Removes the directories above a deleted key that are now empty. */
+static void
+prune_dirs(const struct dirstore *ds, const char *key, size_t dirlen)
+{
+	char	seg[NAME_MAX + 1];
+	size_t	plen, start, n;
+	int	pfd, r;
+
+	while (dirlen > 0) {
+		plen = parent_len(key, dirlen);
+		start = plen > 0 ? plen + 1 : 0;
+		n = dirlen - start;
+		if (n > NAME_MAX)
+			return;
+		memcpy(seg, key + start, n);
+		seg[n] = '\0';
+		if ((pfd = open_dirs(ds, key, plen, 0)) == -1)
+			return;
+		/* AT_REMOVEDIR never follows a symlink; ENOTEMPTY ends it. */
+		r = unlinkat(pfd, seg, AT_REMOVEDIR);
+		close_dir(ds, pfd);
+		if (r == -1)
+			return;
+		dirlen = plen;
+	}
+}
+
+enum s3_status
+dirstore_delete_many(struct dirstore *ds, const char *const *keys, size_t n,
+    s3_delete_err_cb cb, void *arg, struct s3_error *err)
+{
+	struct s3_error	 kerr;
+	const char	*key;
+	size_t		 i, dirlen, failed = 0;
+	int		 dfd;
+
+	for (i = 0; i < n; i++) {
+		key = keys[i] != NULL ? keys[i] : "";
+		if (check_key(key, &kerr) != S3_OK) {
+			if (cb != NULL)
+				cb(arg, key, kerr.code, kerr.message);
+			failed++;
+			continue;
+		}
+		dirlen = parent_len(key, strlen(key));
+		if ((dfd = open_dirs(ds, key, dirlen, 0)) == -1) {
+			if (gone(errno))
+				continue;	/* nothing there: deleted */
+			io_err(&kerr, errno, "cannot open", key);
+			if (cb != NULL)
+				cb(arg, key, kerr.code, kerr.message);
+			failed++;
+			continue;
+		}
+		/* A missing key, or a directory, is no object: deleted. */
+		if (unlinkat(dfd, key + (dirlen > 0 ? dirlen + 1 : 0), 0) == -1 &&
+		    errno != ENOENT && errno != EISDIR) {
+			io_err(&kerr, errno, "cannot delete", key);
+			if (cb != NULL)
+				cb(arg, key, kerr.code, kerr.message);
+			failed++;
+		}
+		close_dir(ds, dfd);
+		prune_dirs(ds, key, dirlen);
+	}
+	if (failed > 0) {
+		set_err(err, "LocalIOError", "%zu of %zu keys not deleted",
+		    failed, n);
+		return S3_EPARTIAL;
+	}
+	return S3_OK;
+}

@@ -1,0 +1,299 @@
+/*
+ * creds: the environment, then the shared credentials file, as the AWS CLI
+ * documents them. Each Criterion test runs in its own process, so setenv
+ * here never leaks into another test.
+ */
+#include <sys/stat.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "s3/s3.h"
+
+static char	 tmpdir[64];
+static char	 credpath[128];
+
+static void
+clean_env(void)
+{
+	static const char *const vars[] = {
+		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+		"AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+		"AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+		"AWS_REGION", "AWS_DEFAULT_REGION",
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		cr_assert_eq(unsetenv(vars[i]), 0);
+	cr_assert_lt((size_t)snprintf(tmpdir, sizeof(tmpdir),
+	    "/tmp/prewctl-creds.XXXXXX"), sizeof(tmpdir));
+	cr_assert_not_null(mkdtemp(tmpdir));
+	/* A developer's own ~/.aws must never be read by a test. */
+	cr_assert_eq(setenv("HOME", tmpdir, 1), 0);
+	cr_assert_lt((size_t)snprintf(credpath, sizeof(credpath),
+	    "%s/credentials", tmpdir), sizeof(credpath));
+}
+
+static void
+remove_tmp(void)
+{
+	char	 p[160];
+
+	unlink(credpath);
+	if ((size_t)snprintf(p, sizeof(p), "%s/.aws/credentials", tmpdir) <
+	    sizeof(p))
+		unlink(p);
+	if ((size_t)snprintf(p, sizeof(p), "%s/.aws", tmpdir) < sizeof(p))
+		rmdir(p);
+	rmdir(tmpdir);
+}
+
+TestSuite(creds, .init = clean_env, .fini = remove_tmp);
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE	*f = fopen(path, "w");
+
+	cr_assert_not_null(f, "cannot write %s", path);
+	cr_assert_eq(fwrite(text, 1, strlen(text), f), strlen(text));
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* Use credpath as AWS_SHARED_CREDENTIALS_FILE with text in it. */
+static void
+cred_file(const char *text)
+{
+	write_file(credpath, text);
+	cr_assert_eq(setenv("AWS_SHARED_CREDENTIALS_FILE", credpath, 1), 0);
+}
+
+/* The AWS documentation's example keys. */
+#define AK	"AKIAIOSFODNN7EXAMPLE"
+#define SK	"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+Test(creds, env_keys)
+{
+	struct s3_creds	 c;
+	struct s3_error	 e;
+
+	cr_assert_eq(setenv("AWS_ACCESS_KEY_ID", AK, 1), 0);
+	cr_assert_eq(setenv("AWS_SECRET_ACCESS_KEY", SK, 1), 0);
+	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_expect_str_eq(c.access_key, AK);
+	cr_expect_str_eq(c.secret_key, SK);
+	cr_expect_null(c.session_token);
+	s3_creds_release(&c);
+	cr_expect_null(c.access_key);
+	cr_expect_null(c.secret_key);
+	s3_creds_release(&c);
+
+	cr_assert_eq(setenv("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLE", 1), 0);
+	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_expect_str_eq(c.session_token, "FwoGZXIvYXdzEXAMPLE");
+	s3_creds_release(&c);
+	cr_expect_null(c.session_token);
+
+	cr_assert_eq(setenv("AWS_SESSION_TOKEN", "", 1), 0);
+	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_expect_null(c.session_token);
+	s3_creds_release(&c);
+}
+
+Test(creds, env_beats_file)
+{
+	struct s3_creds	 c;
+	struct s3_error	 e;
+
+	cred_file("[default]\naws_access_key_id = FILEKEY\n"
+	    "aws_secret_access_key = FILESECRET\n");
+	cr_assert_eq(setenv("AWS_ACCESS_KEY_ID", AK, 1), 0);
+	cr_assert_eq(setenv("AWS_SECRET_ACCESS_KEY", SK, 1), 0);
+	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_expect_str_eq(c.access_key, AK);
+	s3_creds_release(&c);
+}
+
+Test(creds, env_only_access_key)
+{
+	struct s3_creds	 c;
+	struct s3_error	 e;
+
+	cred_file("[default]\naws_access_key_id = FILEKEY\n"
+	    "aws_secret_access_key = FILESECRET\n");
+	cr_assert_eq(setenv("AWS_ACCESS_KEY_ID", AK, 1), 0);
+	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_neq(strstr(e.message, "AWS_SECRET_ACCESS_KEY is not"), NULL,
+	    "%s", e.message);
+	cr_expect_null(strstr(e.message, AK));
+	cr_expect_null(c.access_key);
+	cr_expect_null(c.secret_key);
+}
+
+Test(creds, env_only_secret_key)
+{
+	struct s3_creds	 c;
+	struct s3_error	 e;
+
+	cr_assert_eq(setenv("AWS_SECRET_ACCESS_KEY", SK, 1), 0);
+	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_neq(strstr(e.message, "AWS_ACCESS_KEY_ID is not"), NULL,
+	    "%s", e.message);
+	cr_expect_null(strstr(e.message, SK));
+	cr_expect_null(c.access_key);
+}
+
+Test(creds, file_default_and_named_profile)
+{
+	struct s3_creds	 c;
+	struct s3_error	 e;
+
+	cred_file("# shared credentials\n"
+	    "; another comment\n"
+	    "\n"
+	    "[default]\n"
+	    "aws_access_key_id=" AK "\n"
+	    "aws_secret_access_key=" SK "\n"
+	    "region = eu-west-1\n"
+	    "\n"
+	    "[ other ]\r\n"
+	    "  AWS_Access_Key_Id : OTHERKEY  \r\n"
+	    "\taws_secret_access_key = other/secret+with=equals \r\n"
+	    "aws_session_token = tok\r\n");
+	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_expect_str_eq(c.access_key, AK);
+	cr_expect_str_eq(c.secret_key, SK);
+	cr_expect_null(c.session_token);
+	s3_creds_release(&c);
+
+	cr_assert_eq(setenv("AWS_PROFILE", "other", 1), 0);
+	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_expect_str_eq(c.access_key, "OTHERKEY");
+	cr_expect_str_eq(c.secret_key, "other/secret+with=equals");
+	cr_expect_str_eq(c.session_token, "tok");
+	s3_creds_release(&c);
+}
+
+Test(creds, home_fallback)
+{
+	struct s3_creds	 c;
+	struct s3_error	 e;
+	char		 p[160];
+
+	cr_assert_lt((size_t)snprintf(p, sizeof(p), "%s/.aws", tmpdir),
+	    sizeof(p));
+	cr_assert_eq(mkdir(p, 0700), 0);
+	cr_assert_lt((size_t)snprintf(p, sizeof(p), "%s/.aws/credentials",
+	    tmpdir), sizeof(p));
+	write_file(p, "[default]\naws_access_key_id = HOMEKEY\n"
+	    "aws_secret_access_key = HOMESECRET\n");
+	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_expect_str_eq(c.access_key, "HOMEKEY");
+	s3_creds_release(&c);
+}
+
+Test(creds, no_credentials_anywhere)
+{
+	struct s3_creds	 c;
+	struct s3_error	 e;
+
+	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_neq(strstr(e.message, ".aws/credentials"), NULL, "%s",
+	    e.message);
+	cr_assert_eq(unsetenv("HOME"), 0);
+	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_neq(e.message[0], '\0');
+}
+
+/* Debian's inih splits lines over 199 bytes; this reader must not. */
+Test(creds, long_session_token_line)
+{
+	struct s3_creds	 c;
+	struct s3_error	 e;
+	char		 tok[1201], text[1400];
+	size_t		 i;
+
+	for (i = 0; i < 1200; i++)
+		tok[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		    "0123456789+/"[i % 64];
+	tok[1200] = '\0';
+	cr_assert_lt((size_t)snprintf(text, sizeof(text), "[default]\n"
+	    "aws_session_token = %s\naws_access_key_id = %s\n"
+	    "aws_secret_access_key = %s\n", tok, AK, SK), sizeof(text));
+	cred_file(text);
+	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_expect_eq(strlen(c.session_token), 1200);
+	cr_expect_str_eq(c.session_token, tok);
+	cr_expect_str_eq(c.access_key, AK);
+	s3_creds_release(&c);
+}
+
+Test(creds, missing_profile_or_key)
+{
+	struct s3_creds	 c;
+	struct s3_error	 e;
+
+	cred_file("[default]\naws_access_key_id = " AK "\n");
+	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_neq(strstr(e.message, "aws_secret_access_key"), NULL, "%s",
+	    e.message);
+	cr_expect_null(strstr(e.message, AK));
+	cr_expect_null(c.access_key);
+
+	cred_file("[default]\naws_secret_access_key = " SK "\n");
+	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_neq(strstr(e.message, "aws_access_key_id"), NULL, "%s",
+	    e.message);
+	cr_expect_null(strstr(e.message, SK));
+	cr_expect_null(c.secret_key);
+
+	cr_assert_eq(setenv("AWS_PROFILE", "nosuch", 1), 0);
+	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_neq(strstr(e.message, "'nosuch'"), NULL, "%s", e.message);
+}
+
+Test(creds, strict_reader)
+{
+	static const char *const bad[] = {
+		"aws_access_key_id = " AK "\n[default]\n",
+		"[default]\naws_access_key_id " SK "\n",
+		"[default\naws_access_key_id = " AK "\n",
+		"[]\n",
+		"[default]\n = " SK "\n",
+		"[default]\naws_access_key_id = a\naws_access_key_id = b\n"
+		    "aws_secret_access_key = " SK "\n",
+		"[default]\naws_access_key_id = a\n[default]\n"
+		    "aws_secret_access_key = " SK "\n",
+	};
+	struct s3_creds	 c;
+	struct s3_error	 e;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cred_file(bad[i]);
+		cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS, "file %zu", i);
+		cr_expect_neq(e.message[0], '\0', "file %zu", i);
+		cr_expect_null(strstr(e.message, SK), "file %zu: %s", i,
+		    e.message);
+		cr_expect_null(c.access_key, "file %zu", i);
+	}
+	cred_file("[default]\naws_access_key_id " SK "\n");
+	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_neq(strstr(e.message, "line 2"), NULL, "%s", e.message);
+}
+
+Test(creds, region_from_env)
+{
+	cr_expect_null(s3_region_from_env());
+	cr_assert_eq(setenv("AWS_DEFAULT_REGION", "eu-central-1", 1), 0);
+	cr_expect_str_eq(s3_region_from_env(), "eu-central-1");
+	cr_assert_eq(setenv("AWS_REGION", "ap-south-1", 1), 0);
+	cr_expect_str_eq(s3_region_from_env(), "ap-south-1");
+	cr_assert_eq(setenv("AWS_REGION", "", 1), 0);
+	cr_expect_str_eq(s3_region_from_env(), "eu-central-1");
+}
