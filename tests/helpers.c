@@ -1,0 +1,289 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+
+extern char **environ;
+
+static struct th_env	env;
+static struct s3_creds	creds;
+
+static const char *
+need(const char *name)
+{
+	const char *v = getenv(name);
+
+	cr_assert(v != NULL && *v != '\0',
+	    "%s is not set: run the tests with 'make check'", name);
+	return v;
+}
+
+const struct th_env *
+th_env(void)
+{
+	if (env.endpoint == NULL) {
+		env.endpoint = need("PREWCTL_TEST_ENDPOINT");
+		env.bucket = need("PREWCTL_TEST_BUCKET");
+		env.access_key = need("PREWCTL_TEST_ACCESS_KEY");
+		env.secret_key = need("PREWCTL_TEST_SECRET_KEY");
+		env.region = getenv("PREWCTL_TEST_REGION") != NULL ?
+		    getenv("PREWCTL_TEST_REGION") : "us-east-1";
+		env.bin = getenv("PREWCTL_BIN") != NULL ?
+		    getenv("PREWCTL_BIN") : "./prewctl";
+	}
+	return &env;
+}
+
+struct s3_client *
+th_client(void)
+{
+	const struct th_env	*e = th_env();
+	struct s3_config	 cfg;
+	struct s3_client	*c;
+
+	s3_global_init();
+	creds.access_key = (char *)e->access_key;
+	creds.secret_key = (char *)e->secret_key;
+	creds.session_token = NULL;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.endpoint = e->endpoint;
+	cfg.bucket = e->bucket;
+	cfg.region = e->region;
+	cfg.path_style = 1;
+	cfg.tls_verify = 1;
+	cfg.max_retries = 3;
+	cfg.creds = &creds;
+	c = s3_client_new(&cfg);
+	cr_assert(c != NULL, "cannot make an S3 client");
+	return c;
+}
+
+const char *
+th_prefix(const char *name)
+{
+	static char	buf[256];
+	static int	n;
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(buf, sizeof(buf), "t/%s-%ld-%lld%09ld-%d/", name,
+	    (long)getpid(), (long long)ts.tv_sec, ts.tv_nsec, n++);
+	return buf;
+}
+
+static void
+drain(int fd, struct buf *b, int *open)
+{
+	char	chunk[8192];
+	ssize_t	n;
+
+	n = read(fd, chunk, sizeof(chunk));
+	if (n > 0)
+		cr_assert(buf_add(b, chunk, (size_t)n) == 0);
+	else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+		*open = 0;
+}
+
+void
+th_prewctl(struct th_run *r, const char *const *args,
+    const char *const *extra)
+{
+	const struct th_env		*e = th_env();
+	posix_spawn_file_actions_t	 fa;
+	char				**argv, **envp;
+	char				 ak[256], sk[256];
+	int				 outp[2], errp[2], st, oo = 1, eo = 1;
+	size_t				 n = 0, m = 0, i;
+	pid_t				 pid;
+
+	memset(r, 0, sizeof(*r));
+	buf_init(&r->out, 64 * 1024 * 1024);
+	buf_init(&r->err, 64 * 1024 * 1024);
+	while (args[n] != NULL)
+		n++;
+	argv = calloc(n + 2, sizeof(*argv));
+	argv[0] = (char *)e->bin;
+	for (i = 0; i < n; i++)
+		argv[i + 1] = (char *)args[i];
+	while (environ[m] != NULL)
+		m++;
+	for (i = 0; extra != NULL && extra[i] != NULL; i++)
+		;
+	envp = calloc(m + i + 3, sizeof(*envp));
+	n = 0;
+	/* getenv takes the first match: extra first, so a test can override. */
+	for (i = 0; extra != NULL && extra[i] != NULL; i++)
+		envp[n++] = (char *)extra[i];
+	snprintf(ak, sizeof(ak), "AWS_ACCESS_KEY_ID=%s", e->access_key);
+	snprintf(sk, sizeof(sk), "AWS_SECRET_ACCESS_KEY=%s", e->secret_key);
+	envp[n++] = ak;
+	envp[n++] = sk;
+	for (i = 0; i < m; i++)
+		envp[n++] = environ[i];
+
+	cr_assert(pipe2(outp, O_CLOEXEC) == 0 && pipe2(errp, O_CLOEXEC) == 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+	cr_assert(posix_spawn(&pid, e->bin, &fa, NULL, argv, envp) == 0,
+	    "cannot run %s", e->bin);
+	posix_spawn_file_actions_destroy(&fa);
+	close(outp[1]);
+	close(errp[1]);
+	while (oo || eo) {
+		struct pollfd pf[2] = {
+			{ oo ? outp[0] : -1, POLLIN, 0 },
+			{ eo ? errp[0] : -1, POLLIN, 0 },
+		};
+
+		if (poll(pf, 2, -1) < 0)
+			continue;
+		if (pf[0].revents)
+			drain(outp[0], &r->out, &oo);
+		if (pf[1].revents)
+			drain(errp[0], &r->err, &eo);
+	}
+	close(outp[0]);
+	close(errp[0]);
+	while (waitpid(pid, &st, 0) < 0)
+		cr_assert(errno == EINTR);
+	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	free(argv);
+	free(envp);
+}
+
+void
+th_run_release(struct th_run *r)
+{
+	buf_release(&r->out);
+	buf_release(&r->err);
+}
+
+char *
+th_write_temp(const char *text)
+{
+	char	 path[] = "/tmp/prewctl-test-XXXXXX";
+	int	 fd;
+	size_t	 len = strlen(text);
+
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert(write(fd, text, len) == (ssize_t)len);
+	close(fd);
+	return strdup(path);
+}
+
+char *
+th_s3_config(const char *prefix, const char *presets)
+{
+	const struct th_env	*e = th_env();
+	struct buf		 b;
+	char			*path;
+
+	buf_init(&b, BUF_NOMAX);
+	buf_addf(&b, "[storage]\nbucket = %s\nendpoint = %s\nregion = %s\n"
+	    "path_style = true\nsource = %sphoto/\npreviews = %sprew/\n"
+	    "cache_control = public, max-age=60\nretries = 3\ntimeout = 5\n\n%s",
+	    e->bucket, e->endpoint, e->region, prefix, prefix, presets);
+	path = th_write_temp(b.data);
+	buf_release(&b);
+	return path;
+}
+
+void
+th_read_file(const char *path, struct buf *b)
+{
+	FILE	*f = fopen(path, "rb");
+	char	 chunk[65536];
+	size_t	 n;
+
+	cr_assert(f != NULL, "cannot open %s", path);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		cr_assert(buf_add(b, chunk, n) == 0);
+	fclose(f);
+}
+
+void
+th_put_file(struct s3_client *c, const char *key, const char *path)
+{
+	struct s3_put_opts	po = { "application/octet-stream", NULL, NULL,
+				    NULL, 0 };
+	struct s3_error		err;
+	struct buf		b;
+	enum s3_status		st;
+	char			msg[256];
+
+	buf_init(&b, BUF_NOMAX);
+	th_read_file(path, &b);
+	st = s3_put(c, key, b.data, b.len, &po, &err);
+	cr_assert(st == S3_OK, "cannot put '%s': %s", key,
+	    s3_error_text(st, &err, msg, sizeof(msg)));
+	buf_release(&b);
+}
+
+struct collect {
+	char	**keys;
+	size_t	  n;
+};
+
+static int
+collect_key(void *arg, const struct s3_object *o)
+{
+	struct collect	*c = arg;
+
+	c->keys = realloc(c->keys, (c->n + 1) * sizeof(*c->keys));
+	c->keys[c->n++] = strdup(o->key);
+	return 0;
+}
+
+size_t
+th_delete_prefix(struct s3_client *cl, const char *prefix)
+{
+	struct s3_list_params	 lp = { .prefix = prefix };
+	struct collect		 c = { NULL, 0 };
+	struct s3_error		 err;
+	size_t			 i, done = 0;
+
+	cr_assert(s3_list(cl, &lp, collect_key, NULL, &c, &err) == S3_OK);
+	while (done < c.n) {
+		size_t k = c.n - done < S3_DELETE_MAX ? c.n - done :
+		    S3_DELETE_MAX;
+
+		cr_assert(s3_delete_many(cl, (const char *const *)c.keys +
+		    done, k, NULL, NULL, &err) == S3_OK);
+		done += k;
+	}
+	for (i = 0; i < c.n; i++)
+		free(c.keys[i]);
+	free(c.keys);
+	return done;
+}
+
+static int
+count_key(void *arg, const struct s3_object *o)
+{
+	(void)o;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+size_t
+th_count(struct s3_client *cl, const char *prefix)
+{
+	struct s3_list_params	lp = { .prefix = prefix };
+	struct s3_error		err;
+	size_t			n = 0;
+
+	cr_assert(s3_list(cl, &lp, count_key, NULL, &n, &err) == S3_OK);
+	return n;
+}

@@ -1,0 +1,60 @@
+/*
+ * helpers: what the integration tests share. They run the real prewctl
+ * binary against the real S3 server that tests/run-tests started, with a
+ * configuration written for the test, and check the bucket with s3/'s
+ * client. A missing server is a failure, never a skip.
+ */
+#ifndef PREWCTL_TEST_HELPERS_H
+#define PREWCTL_TEST_HELPERS_H
+
+#include <stddef.h>
+
+#include "s3/s3.h"
+
+struct th_env {
+	const char	*endpoint;
+	const char	*bucket;
+	const char	*access_key;
+	const char	*secret_key;
+	const char	*region;
+	const char	*bin;		/* the prewctl under test */
+};
+
+/* The test server, from the environment; asserts it is all there. */
+const struct th_env *th_env(void);
+/* A client on the test bucket (free with s3_client_free). */
+struct s3_client *th_client(void);
+/* A prefix no other test or run uses: "t/<name>-<pid>-<n>/" (static). */
+const char	*th_prefix(const char *name);
+
+struct th_run {
+	int		 status;	/* exit code, or 128 + signal */
+	struct buf	 out;
+	struct buf	 err;
+};
+
+/*
+ * Run prewctl with args (NULL-terminated) and the test credentials in its
+ * environment, plus extra "NAME=value" strings (NULL-terminated, may be
+ * NULL). Captures stdout and stderr. Free with th_run_release.
+ */
+void		 th_prewctl(struct th_run *, const char *const *args,
+		    const char *const *extra_env);
+void		 th_run_release(struct th_run *);
+
+/* Write text to a new temporary file; returns its path (caller frees). */
+char		*th_write_temp(const char *text);
+/* A config for the test bucket with source and previews under prefix. */
+char		*th_s3_config(const char *prefix, const char *presets);
+
+/* Read a whole local file into b; asserts on failure. */
+void		 th_read_file(const char *path, struct buf *b);
+/* PUT a local file as key; asserts on failure. */
+void		 th_put_file(struct s3_client *, const char *key,
+		    const char *path);
+/* Delete every key under prefix; returns how many. */
+size_t		 th_delete_prefix(struct s3_client *, const char *prefix);
+/* Count keys under prefix. */
+size_t		 th_count(struct s3_client *, const char *prefix);
+
+#endif
