@@ -436,7 +436,7 @@ out:
 
 const struct cmd_entry cmd_generate_entry = {
 	.name = "generate",
-	.usage = "[--preset NAME]... [--prefix SUBPATH] [-j N] [-n|--dry-run] "
+	.usage = "[--preset NAME ...] [--prefix SUBPATH] [-j N] [-n | --dry-run] "
 	    "[--force] [--keys] [--json]",
 	.summary = "make every missing or stale preview",
 	.needs_config = 1,

@@ -162,7 +162,7 @@ out:
 
 const struct cmd_entry cmd_plan_entry = {
 	.name = "plan",
-	.usage = "[--preset NAME]... [--prefix SUBPATH] [--keys] [--json]",
+	.usage = "[--preset NAME ...] [--prefix SUBPATH] [--keys] [--json]",
 	.summary = "show what generate and purge would do; writes nothing",
 	.needs_config = 1,
 	.exec = cmd_plan_exec,

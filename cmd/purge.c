@@ -302,7 +302,7 @@ out:
 
 const struct cmd_entry cmd_purge_entry = {
 	.name = "purge",
-	.usage = "[--preset NAME]... [--removed-presets] [-n|--dry-run] "
+	.usage = "[--preset NAME ...] [--removed-presets] [-n | --dry-run] "
 	    "[--max-delete N] [--force] [--json]",
 	.summary = "delete previews whose original is gone",
 	.needs_config = 1,
