@@ -64,11 +64,11 @@ install: prewctl
 	install -m 644 man/prewctl.1 $(DESTDIR)$(MANDIR)/prewctl.1
 
 demo:
-	tests/demo
+	demo/run
 
 clean:
 	rm -f prewctl prewctl.o $(CMD_OBJS) $(LIB_OBJS) $(TEST_OBJS) \
 	    libprewctl.a tests/prewctl-tests
-	rm -rf demo-out
+	rm -rf demo/prew
 
 .PHONY: all check lint-man install demo clean

@@ -36,12 +36,27 @@ store_new(const struct config *cfg, enum s3_status *st, struct s3_error *err)
 		return NULL;
 	}
 	if (cfg->directory != NULL) {
-		if ((s->dir = dirstore_new(cfg->directory, err)) == NULL) {
+		/* A relative folder is relative to the configuration file. */
+		struct buf	 path;
+		const char	*slash = strrchr(cfg->path, '/');
+
+		buf_init(&path, BUF_NOMAX);
+		if (cfg->directory[0] != '/' && slash != NULL)
+			buf_add(&path, cfg->path, (size_t)(slash - cfg->path) + 1);
+		if (buf_addstr(&path, cfg->directory) != 0) {
+			buf_release(&path);
+			free(s);
+			*st = S3_ENOMEM;
+			return NULL;
+		}
+		s->dir = dirstore_new(path.data, err);
+		snprintf(s->name, sizeof(s->name), "%s", path.data);
+		buf_release(&path);
+		if (s->dir == NULL) {
 			*st = S3_EINVAL;
 			free(s);
 			return NULL;
 		}
-		snprintf(s->name, sizeof(s->name), "%s", cfg->directory);
 		*st = S3_OK;
 		return s;
 	}
