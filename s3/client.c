@@ -505,6 +505,8 @@ attempt(struct s3_client *c, const struct req *q, struct s3_error *err)
 
 	curl_easy_reset(c->curl);
 	curl_easy_setopt(c->curl, CURLOPT_URL, url.data);
+	/* Send "/./" and "/../" in keys as signed; curl would squash them. */
+	curl_easy_setopt(c->curl, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, list);
