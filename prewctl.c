@@ -38,7 +38,7 @@ usage(FILE *f)
 	fprintf(f, "\noptions:\n"
 	    "  -c FILE    configuration (default ./presets.ini, else "
 	    "$PREWCTL_CONFIG)\n"
-	    "  -v         more detail on stderr (repeat for more)\n"
+	    "  -v         report each preview made; -vv each request too\n"
 	    "  -q         no progress or summary, errors only\n"
 	    "\n'prewctl COMMAND --help' shows a command's options; "
 	    "man prewctl has the rest.\n");

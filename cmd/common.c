@@ -84,6 +84,14 @@ cmd_storage_exit(enum s3_status st)
 	return st == S3_ECREDS || st == S3_EINVAL ? EXIT_USAGE : EXIT_STORAGE;
 }
 
+/* -vv: one line per request. Each line is one stdio call, so whole. */
+static void
+log_request(void *arg, const char *line)
+{
+	(void)arg;
+	fprintf(stderr, "prewctl: %s\n", line);
+}
+
 struct store *
 cmd_open_store(struct cmd_ctx *ctx, int *exit_code)
 {
@@ -96,7 +104,8 @@ cmd_open_store(struct cmd_ctx *ctx, int *exit_code)
 		s3_error_text(st, &err, msg, sizeof(msg));
 		cmd_error("cannot open storage: %s", msg);
 		*exit_code = cmd_storage_exit(st);
-	}
+	} else if (ctx->verbose >= 2)
+		store_set_log(s, log_request, NULL);
 	return s;
 }
 

@@ -35,6 +35,7 @@ struct gen {
 	int			 json;
 	int			 keys;		/* print what would be made */
 	int			 progress;
+	int			 verbose;
 	uint64_t		 jobs;		/* queued */
 	uint64_t		 done;		/* results reported */
 	uint64_t		 todo;		/* results expected */
@@ -83,6 +84,10 @@ gen_report(void *arg, const struct work_result *r)
 	if (r->ok) {
 		g->c[r->preset].generated++;
 		g->c[r->preset].bytes += r->bytes;
+		if (g->verbose)
+			fprintf(stderr, "%smade '%s' (%llu bytes)\n",
+			    g->progress ? "\r" : "", r->preview,
+			    (unsigned long long)r->bytes);
 	} else {
 		g->c[r->preset].failed++;
 		g->nfailed++;
@@ -351,7 +356,9 @@ cmd_generate_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	}
 	free(names);
 	g.cd = &cd;
-	g.progress = !ctx->quiet && !g.json && !g.keys && isatty(2);
+	g.verbose = ctx->verbose;
+	g.progress = !ctx->quiet && !g.json && !g.keys && !g.verbose &&
+	    isatty(2);
 	if ((g.c = calloc(cd.npresets + 1, sizeof(*g.c))) == NULL ||
 	    (md5 = calloc(cd.npresets + 1, sizeof(*md5))) == NULL) {
 		code = EXIT_STORAGE;

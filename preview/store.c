@@ -14,6 +14,8 @@ struct store {
 	struct dirstore	*dir;		/* folder backend, or NULL */
 	struct s3_creds	 creds;
 	struct s3_config s3cfg;
+	s3_log_fn	 log;
+	void		*log_arg;
 	char		 name[512];
 };
 
@@ -105,6 +107,13 @@ store_is_local(const struct store *s)
 	return s->dir != NULL;
 }
 
+void
+store_set_log(struct store *s, s3_log_fn fn, void *arg)
+{
+	s->log = fn;
+	s->log_arg = arg;
+}
+
 struct store_conn *
 store_conn_new(struct store *s)
 {
@@ -117,6 +126,8 @@ store_conn_new(struct store *s)
 		free(c);
 		return NULL;
 	}
+	if (c->s3 != NULL)
+		s3_client_set_log(c->s3, s->log, s->log_arg);
 	return c;
 }
 

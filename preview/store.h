@@ -24,6 +24,8 @@ void		 store_free(struct store *);
 const char	*store_name(const struct store *);
 int		 store_is_local(const struct store *);
 
+/* Every connection opened after this logs its requests to fn. */
+void		 store_set_log(struct store *, s3_log_fn, void *arg);
 struct store_conn *store_conn_new(struct store *);
 void		 store_conn_free(struct store_conn *);
 void		 store_conn_set_cancel(struct store_conn *, volatile sig_atomic_t *);

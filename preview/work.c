@@ -161,6 +161,7 @@ do_job(struct work *w, struct store_conn *conn, struct job *j,
 		note_storage(w, st != S3_OK);
 		memset(&r, 0, sizeof(r));
 		r.key = j->key;
+		r.preview = key.data;
 		r.preset = idx[i];
 		r.ok = st == S3_OK;
 		r.storage = st != S3_OK;

@@ -29,6 +29,7 @@ struct job {
 
 struct work_result {
 	const char	*key;		/* the original */
+	const char	*preview;	/* its preview's key, once known */
 	size_t		 preset;	/* index, or SIZE_MAX for the whole job */
 	int		 ok;
 	int		 storage;	/* a storage failure, not the image */

@@ -14,6 +14,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,8 @@ struct s3_client {
 	long		 retry_cap_ms;
 	const struct s3_creds *creds;
 	volatile sig_atomic_t *cancel;
+	s3_log_fn	 log;
+	void		*log_arg;
 	struct s3_stats	 stats;
 };
 
@@ -186,6 +189,31 @@ void
 s3_client_set_cancel(struct s3_client *c, volatile sig_atomic_t *cancel)
 {
 	c->cancel = cancel;
+}
+
+void
+s3_client_set_log(struct s3_client *c, s3_log_fn fn, void *arg)
+{
+	c->log = fn;
+	c->log_arg = arg;
+}
+
+static void
+s3_log(struct s3_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+s3_log(struct s3_client *c, const char *fmt, ...)
+{
+	char	line[1024];
+	va_list	ap;
+
+	if (c->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	c->log(c->log_arg, line);
 }
 
 void
@@ -406,6 +434,7 @@ attempt(struct s3_client *c, const struct req *q, struct s3_error *err)
 	enum s3_status		 st = S3_ENOMEM;
 	CURLcode		 cc;
 	time_t			 now;
+	struct timespec		 t0, t1;
 
 	buf_init(&path, 16 * 1024);
 	buf_init(&host, 1024);
@@ -538,8 +567,16 @@ attempt(struct s3_client *c, const struct req *q, struct s3_error *err)
 		q->restart(q->sink_arg);
 	if (q->counter != NULL)
 		(*q->counter)++;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	cc = curl_easy_perform(c->curl);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r.status);
+	s3_log(c, "%s %s%s%s -> %ld%s%s, %ld ms", q->method, path.data,
+	    q->query != NULL ? "?" : "", q->query != NULL ? q->query : "",
+	    r.status, cc != CURLE_OK ? ", " : "",
+	    cc != CURLE_OK ? curl_easy_strerror(cc) : "",
+	    (long)((t1.tv_sec - t0.tv_sec) * 1000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000));
 	err->http_status = r.status;
 	err->curl_code = (int)cc;
 	c->stats.bytes_in += r.received;
@@ -619,6 +656,7 @@ static enum s3_status
 s3_request(struct s3_client *c, const struct req *q, struct s3_error *err)
 {
 	enum s3_status	st;
+	char		msg[256];
 	int		n;
 
 	for (n = 0;; n++) {
@@ -628,6 +666,8 @@ s3_request(struct s3_client *c, const struct req *q, struct s3_error *err)
 		    (c->cancel != NULL && *c->cancel))
 			return st;
 		c->stats.retries++;
+		s3_log(c, "retrying (%d of %d): %s", n + 1, c->max_retries,
+		    s3_error_text(st, err, msg, sizeof(msg)));
 		backoff(c, n);
 		if (c->cancel != NULL && *c->cancel)
 			return st;

@@ -106,6 +106,13 @@ void		 s3_global_cleanup(void);
 struct s3_client *s3_client_new(const struct s3_config *);
 void		 s3_client_free(struct s3_client *);
 const struct s3_stats *s3_client_stats(const struct s3_client *);
+/*
+ * A log line for each request attempt ("GET /b/k -> 200, 12 ms") and each
+ * retry. Lines never hold credentials, signatures or tokens: the client
+ * sends those in headers, which are not logged.
+ */
+typedef void	(*s3_log_fn)(void *arg, const char *line);
+void		 s3_client_set_log(struct s3_client *, s3_log_fn, void *arg);
 /* Checked between retries; nonzero stops retrying at once. */
 void		 s3_client_set_cancel(struct s3_client *,
 		    volatile sig_atomic_t *cancel);
