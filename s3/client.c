@@ -29,6 +29,11 @@
 #include "listxml.h"
 
 #define ERROR_BODY_MAX	(64 * 1024)
+/*
+ * A page of 1000 keys of 1024 bytes, each byte %XX-encoded, with the other
+ * fields, is under 4 MiB: a larger body is no real page.
+ */
+#define LIST_PAGE_MAX	(8 * 1024 * 1024)
 #define DELETE_BODY_MAX	(4 * 1024 * 1024)
 #define EMPTY_SHA256 \
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -770,6 +775,7 @@ struct lister {
 	s3_prefix_cb	 prefix_cb;
 	void		*arg;
 	struct listxml	*lx;
+	size_t		 page_bytes;
 	struct buf	 last_key;	/* "" until a key is delivered */
 	struct buf	 last_prefix;
 	int		 failed;	/* callback allocation failure */
@@ -819,6 +825,7 @@ list_restart(void *arg)
 
 	listxml_free(l->lx);
 	l->lx = listxml_new(lister_obj, lister_prefix, l);
+	l->page_bytes = 0;
 }
 
 static enum s3_status
@@ -828,6 +835,12 @@ list_sink(void *arg, const char *p, size_t n)
 
 	if (l->lx == NULL)
 		return S3_ENOMEM;
+	if (n > LIST_PAGE_MAX - l->page_bytes) {
+		snprintf(l->msg, sizeof(l->msg), "listing page larger than "
+		    "%d bytes", LIST_PAGE_MAX);
+		return S3_EPROTO;
+	}
+	l->page_bytes += n;
 	return listxml_feed(l->lx, p, n, l->msg, sizeof(l->msg));
 }
 
@@ -896,7 +909,7 @@ s3_list(struct s3_client *c, const struct s3_list_params *lp,
 			if (l.failed)
 				st = S3_ENOMEM;
 			if (l.msg[0] != '\0' && (st == S3_EXML ||
-			    err->message[0] == '\0'))
+			    st == S3_EPROTO || err->message[0] == '\0'))
 				snprintf(err->message, sizeof(err->message),
 				    "%s", l.msg);
 			goto out;
