@@ -18,9 +18,11 @@ volatile sig_atomic_t cmd_interrupted;
 static void
 on_signal(int sig)
 {
-	/* A second signal: the user means it. */
-	if (cmd_interrupted != 0)
+	/* A second signal: the user means it. Leave no temporary file. */
+	if (cmd_interrupted != 0) {
+		dirstore_unlink_temps();
 		_exit(128 + sig);
+	}
 	cmd_interrupted = sig;
 }
 

@@ -48,6 +48,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -856,10 +857,61 @@ write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/*
+ * Temporary files being written, so that a process told to stop at once
+ * (a second signal) can remove them before it exits: dirstore_unlink_temps
+ * runs in a signal handler, so a slot is published by one atomic store
+ * after its fields are set, and only read, never written, there.
+ */
+#define TEMP_SLOTS 64
+
+static struct temp_slot {
+	atomic_int	 used;
+	int		 dfd;
+	char		 name[TMP_PREFIX_LEN + 1 + TMP_RANDOM + 1];
+} temp_slots[TEMP_SLOTS];
+
+static struct temp_slot *
+temp_claim(int dfd, const char *name)
+{
+	size_t	i;
+	int	free_ = 0;
+
+	for (i = 0; i < TEMP_SLOTS; i++) {
+		free_ = 0;
+		if (!atomic_compare_exchange_strong(&temp_slots[i].used, &free_,
+		    2))
+			continue;
+		temp_slots[i].dfd = dfd;
+		memcpy(temp_slots[i].name, name, sizeof(temp_slots[i].name));
+		atomic_store(&temp_slots[i].used, 1);
+		return &temp_slots[i];
+	}
+	return NULL;	/* more writers than slots: not tracked */
+}
+
+static void
+temp_release(struct temp_slot *t)
+{
+	if (t != NULL)
+		atomic_store(&t->used, 0);
+}
+
+void
+dirstore_unlink_temps(void)
+{
+	size_t	i;
+
+	for (i = 0; i < TEMP_SLOTS; i++)
+		if (atomic_load(&temp_slots[i].used) == 1)
+			unlinkat(temp_slots[i].dfd, temp_slots[i].name, 0);
+}
+
 enum s3_status
 dirstore_put(struct dirstore *ds, const char *key, const void *data,
     size_t len, struct s3_error *err)
 {
+	struct temp_slot *slot = NULL;
 	char		 tmp[TMP_PREFIX_LEN + 1 + TMP_RANDOM + 1];
 	const char	*name;
 	size_t		 dirlen;
@@ -895,6 +947,7 @@ dirstore_put(struct dirstore *ds, const char *key, const void *data,
 		goto out;
 	}
 	made = 1;
+	slot = temp_claim(dfd, tmp);
 	if (write_all(fd, data, len) == -1) {
 		rc = io_err(err, errno, "cannot write", key);
 		goto out;
@@ -920,6 +973,7 @@ out:
 		close(fd);
 	if (made)
 		unlinkat(dfd, tmp, 0);
+	temp_release(slot);
 	close_dir(ds, dfd);
 	return rc;
 }

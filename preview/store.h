@@ -54,6 +54,8 @@ enum s3_status	 dirstore_get(struct dirstore *, const char *key,
 		    size_t max_bytes, struct buf *out, struct s3_error *);
 enum s3_status	 dirstore_put(struct dirstore *, const char *key,
 		    const void *data, size_t len, struct s3_error *);
+/* Async-signal-safe: remove the temporary files of puts in progress. */
+void		 dirstore_unlink_temps(void);
 enum s3_status	 dirstore_delete_many(struct dirstore *,
 		    const char *const *keys, size_t n, s3_delete_err_cb,
 		    void *arg, struct s3_error *);
