@@ -1,0 +1,247 @@
+/*
+ * The merge-join, over the folder backend: files with chosen modification
+ * times stand for objects with chosen LastModified.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "preview/diff.h"
+
+#define T0 1700000000	/* seconds: the originals' time */
+
+struct seen {
+	char		 rel[64][128];
+	enum pstate	 state[64][2];
+	int		 has_source[64];
+	size_t		 n;
+};
+
+static char	root[] = "/tmp/prewctl-diff-XXXXXX";
+
+static void
+mkfile(const char *key, time_t mtime)
+{
+	char		 path[1024], *slash;
+	struct timespec	 ts[2];
+	int		 fd;
+
+	snprintf(path, sizeof(path), "%s/%s", root, key);
+	for (slash = strchr(path + strlen(root) + 1, '/'); slash != NULL;
+	    slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		mkdir(path, 0755);
+		*slash = '/';
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert(fd >= 0, "cannot create %s", path);
+	cr_assert(write(fd, "x", 1) == 1);
+	close(fd);
+	ts[0].tv_sec = ts[1].tv_sec = mtime;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	cr_assert(utimensat(AT_FDCWD, path, ts, 0) == 0);
+}
+
+static int
+record(void *arg, const struct diff_item *it)
+{
+	struct seen	*s = arg;
+
+	cr_assert(s->n < 64);
+	snprintf(s->rel[s->n], sizeof(s->rel[0]), "%s", it->rel);
+	s->state[s->n][0] = it->state[0];
+	s->state[s->n][1] = it->state[1];
+	s->has_source[s->n] = it->source != NULL;
+	s->n++;
+	return 0;
+}
+
+static void
+cleanup(void)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	cr_assert(system(cmd) == 0);
+}
+
+static void
+setup(void)
+{
+	cr_assert(mkdtemp(root) != NULL);
+}
+
+static enum s3_status
+run(struct diff_preset *presets, const char *subpath, struct seen *s,
+    struct diff_result *res)
+{
+	static char	*exts[] = { "jpg", "png" };
+	struct config	 cfg;
+	struct store	*st;
+	struct s3_error	 err;
+	struct diff_params dp;
+	enum s3_status	 rc;
+	char		 path[512];
+
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(path, sizeof(path), "%s/presets.ini", root);
+	cfg.path = path;
+	cfg.directory = root;
+	st = store_new(&cfg, &rc, &err);
+	cr_assert(st != NULL);
+	memset(&dp, 0, sizeof(dp));
+	dp.store = st;
+	dp.source = "photo/";
+	dp.previews = "prew/";
+	dp.subpath = subpath;
+	dp.presets = presets;
+	dp.npresets = 2;
+	dp.extensions = exts;
+	dp.nextensions = 2;
+	memset(s, 0, sizeof(*s));
+	rc = diff_run(&dp, record, s, res, &err);
+	store_free(st);
+	return rc;
+}
+
+static size_t
+find(const struct seen *s, const char *rel)
+{
+	size_t	i;
+
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->rel[i], rel) == 0)
+			return i;
+	cr_assert_fail("'%s' was not reported", rel);
+	return 0;
+}
+
+TestSuite(diff, .init = setup, .fini = cleanup);
+
+Test(diff, classifies_every_state)
+{
+	struct diff_preset	 p[2] = {
+		{ "a", (int64_t)(T0 + 50) * 1000, 0 },
+		{ "b", 0, 0 },
+	};
+	struct diff_result	 res;
+	struct seen		 s;
+	size_t			 i;
+
+	mkfile("photo/missing.jpg", T0);
+	mkfile("photo/fresh.jpg", T0);
+	mkfile("prew/a/fresh.jpg", T0 + 100);	/* newer than the stamp */
+	mkfile("prew/b/fresh.jpg", T0 + 100);
+	mkfile("photo/newer.jpg", T0 + 200);	/* replaced after its previews */
+	mkfile("prew/a/newer.jpg", T0 + 100);
+	mkfile("prew/b/newer.jpg", T0 + 100);
+	mkfile("photo/old-preset.jpg", T0);
+	mkfile("prew/a/old-preset.jpg", T0 + 50);	/* = stamp: stale */
+	mkfile("prew/b/old-preset.jpg", T0 + 50);	/* no stamp time */
+	mkfile("prew/a/gone.jpg", T0);
+	mkfile("photo/readme.txt", T0);		/* not an image */
+	mkfile("photo/UPPER.JPG", T0);		/* case-insensitive */
+
+	cr_assert_eq(run(p, "", &s, &res), S3_OK);
+	cr_assert_eq(res.originals, 5);
+	cr_assert_eq(res.ignored, 1);
+
+	i = find(&s, "missing.jpg");
+	cr_assert_eq(s.state[i][0], PS_MISSING);
+	cr_assert_eq(s.state[i][1], PS_MISSING);
+	i = find(&s, "fresh.jpg");
+	cr_assert_eq(s.state[i][0], PS_FRESH);
+	cr_assert_eq(s.state[i][1], PS_FRESH);
+	i = find(&s, "newer.jpg");
+	cr_assert_eq(s.state[i][0], PS_STALE_ORIGINAL);
+	cr_assert_eq(s.state[i][1], PS_STALE_ORIGINAL);
+	i = find(&s, "old-preset.jpg");
+	cr_assert_eq(s.state[i][0], PS_STALE_PRESET);
+	cr_assert_eq(s.state[i][1], PS_FRESH);
+	i = find(&s, "gone.jpg");
+	cr_assert(!s.has_source[i]);
+	cr_assert_eq(s.state[i][0], PS_ORPHAN);
+	cr_assert_eq(s.state[i][1], PS_NONE);
+	i = find(&s, "UPPER.JPG");
+	cr_assert_eq(s.state[i][0], PS_MISSING);
+}
+
+Test(diff, changed_preset_makes_every_preview_stale)
+{
+	struct diff_preset	 p[2] = { { "a", 0, 1 }, { "b", 0, 0 } };
+	struct diff_result	 res;
+	struct seen		 s;
+	size_t			 i;
+
+	mkfile("photo/x.jpg", T0);
+	mkfile("prew/a/x.jpg", T0 + 100);
+	mkfile("prew/b/x.jpg", T0 + 100);
+	cr_assert_eq(run(p, "", &s, &res), S3_OK);
+	i = find(&s, "x.jpg");
+	cr_assert_eq(s.state[i][0], PS_STALE_PRESET);
+	cr_assert_eq(s.state[i][1], PS_FRESH);
+}
+
+/* The items come in S3's byte order, each once, whatever stream has it. */
+Test(diff, byte_order_across_streams)
+{
+	static const char *const want[] = {
+		"a b.jpg", "a+b.jpg", "a.jpg", "a/b.jpg", "a0.jpg", "z.jpg",
+		"\xd1\x84\xd0\xbe\xd1\x82\xd0\xbe/x.jpg",
+	};
+	struct diff_preset	 p[2] = { { "a", 0, 0 }, { "b", 0, 0 } };
+	struct diff_result	 res;
+	struct seen		 s;
+	size_t			 i;
+
+	/* Spread over the streams: some only as originals, some orphans. */
+	mkfile("photo/a.jpg", T0);
+	mkfile("prew/a/a b.jpg", T0);
+	mkfile("photo/a/b.jpg", T0);
+	mkfile("prew/b/a+b.jpg", T0);
+	mkfile("photo/a0.jpg", T0);
+	mkfile("prew/a/a0.jpg", T0 + 1);
+	mkfile("prew/b/z.jpg", T0);
+	mkfile("photo/\xd1\x84\xd0\xbe\xd1\x82\xd0\xbe/x.jpg", T0);
+	cr_assert_eq(run(p, "", &s, &res), S3_OK);
+	cr_assert_eq(s.n, sizeof(want) / sizeof(want[0]));
+	for (i = 0; i < s.n; i++)
+		cr_assert_str_eq(s.rel[i], want[i], "item %zu", i);
+	i = find(&s, "a0.jpg");
+	cr_assert_eq(s.state[i][0], PS_FRESH);
+	cr_assert_eq(s.state[i][1], PS_MISSING);
+}
+
+Test(diff, subpath_limits_every_stream)
+{
+	struct diff_preset	 p[2] = { { "a", 0, 0 }, { "b", 0, 0 } };
+	struct diff_result	 res;
+	struct seen		 s;
+
+	mkfile("photo/2024/x.jpg", T0);
+	mkfile("photo/2023/y.jpg", T0);
+	mkfile("prew/a/2023/gone.jpg", T0);
+	mkfile("prew/a/2024/gone.jpg", T0);
+	cr_assert_eq(run(p, "2024/", &s, &res), S3_OK);
+	cr_assert_eq(s.n, 2);
+	cr_assert_str_eq(s.rel[0], "2024/gone.jpg");
+	cr_assert_str_eq(s.rel[1], "2024/x.jpg");
+	cr_assert_eq(res.originals, 1);
+}
+
+Test(diff, extension_match)
+{
+	static char	*exts[] = { "jpg", "heic" };
+
+	cr_assert(diff_has_extension("a/b.JPG", exts, 2));
+	cr_assert(diff_has_extension("a/b.c.heic", exts, 2));
+	cr_assert(!diff_has_extension("a.jpg/b", exts, 2));
+	cr_assert(!diff_has_extension("a/b.", exts, 2));
+	cr_assert(!diff_has_extension("a/jpg", exts, 2));
+	cr_assert(!diff_has_extension("a/b.jpgx", exts, 2));
+}
