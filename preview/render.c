@@ -2,21 +2,23 @@
  * render: one original in memory, the previews of several presets out.
  *
  * For each image:
- *   1. the byte limit, before libvips sees anything;
+ *   1. the byte limit and a look at the first bytes, before libvips sees
+ *      anything (see render_sniff);
  *   2. a header-only open (sequential, no pixel decoded) that gives the
- *      loader, the size, the EXIF orientation and "n-pages": the pixel
- *      limit is width * height * pages, so a 10,000-frame GIF is refused
- *      here even though only its first frame would be rendered;
+ *      loader, the size, the EXIF orientation, the ICC profile and
+ *      "n-pages": the pixel limit is width * height * pages, so a
+ *      10,000-frame GIF is refused here although only its first frame
+ *      would be rendered;
  *   3. per preset, one vips_thumbnail_buffer: shrink-on-load (JPEG DCT
  *      scaling, WebP/HEIF scaled decode), EXIF auto-rotate, first page
- *      only, conversion to sRGB (export_profile; CMYK without a profile
- *      goes through libvips' built-in CMYK profile) and fail_on=truncated,
- *      so a cut-off JPEG/PNG/GIF is an error instead of a grey-bottomed
- *      preview.  Measured on a 12 MP JPEG with 3 presets, this is about 3
- *      times faster than decoding once and calling vips_thumbnail_image
- *      per preset (349 ms against 1011 ms, one libvips thread);
- *   4. cover crops, 8-bit, flatten onto the preset's background when the
- *      output has no alpha, then save with all metadata stripped.
+ *      only, sRGB, and fail_on=truncated so that a cut-off JPEG, PNG or
+ *      GIF is an error instead of a grey-bottomed preview.  Measured on
+ *      a 12 MP JPEG with 3 presets, this is about 3 times faster than
+ *      decoding once and calling vips_thumbnail_image per preset (349 ms
+ *      against 1011 ms, one libvips thread);
+ *   4. the cover crop, 8 bits a sample, flattening onto the preset's
+ *      background when the output has no alpha, and a save with all
+ *      metadata stripped.
  *
  * Only trusted loaders run: render_global_init blocks every loader and
  * unblocks JPEG, PNG, WebP, GIF, HEIF/AVIF and TIFF.  SVG, PDF,
@@ -52,6 +54,7 @@
 struct header {
 	const char	*loader;	/* "jpegload_buffer", ... */
 	int		 heif_av1;	/* heifload: AV1 (avif), not HEVC */
+	int		 icc;		/* has an embedded ICC profile */
 	int		 width;		/* as displayed, after EXIF rotation */
 	int		 height;
 };
@@ -91,49 +94,105 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /*
- * Take libvips' error text (and clear it) as one line: newlines become
- * "; ", the trailing one goes.  what names the step if libvips said
- * nothing, which happens when another thread took the text first.
+ * The last libvips warning seen by this thread.  Some loaders only warn
+ * (libpng: "Invalid IHDR data") and then fail with no error text.
+ */
+static _Thread_local char render_warning[256];
+
+/*
+ * Take libvips' error text (and clear it) as one line: each distinct line
+ * once, joined by "; ".  Without text (another thread may have taken it)
+ * fall back to this thread's last warning, then to what names the step.
  */
 static void
 vipserr(char *err, size_t errlen, const char *what)
 {
-	char	*msg, *p;
-	size_t	 o;
+	char	*msg, *line, *next, *seen;
+	size_t	 o, n;
 
 	msg = vips_error_buffer_copy();
-	if (msg == NULL || msg[0] == '\0' || err == NULL || errlen == 0) {
-		seterr(err, errlen, "%s failed", what);
-		g_free(msg);
-		return;
-	}
+	if (err == NULL || errlen == 0)
+		goto out;
 	o = 0;
-	for (p = msg; *p != '\0' && o + 1 < errlen; p++) {
-		if (*p != '\n') {
-			err[o++] = *p;
+	err[0] = '\0';
+	for (line = msg; line != NULL && *line != '\0'; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		else
+			next = line + strlen(line);
+		n = strlen(line);
+		if (n == 0)
 			continue;
+		/* Fuzzed files repeat one warning a hundred times. */
+		for (seen = msg; seen < line; seen += strlen(seen) + 1)
+			if (strcmp(seen, line) == 0)
+				break;
+		if (seen < line)
+			continue;
+		if (o > 0) {
+			if (o + 3 >= errlen)
+				break;
+			memcpy(err + o, "; ", 2);
+			o += 2;
 		}
-		while (p[1] == '\n')
-			p++;
-		if (p[1] == '\0')
+		if (n > errlen - 1 - o)
+			n = errlen - 1 - o;
+		memcpy(err + o, line, n);
+		o += n;
+		err[o] = '\0';
+		if (o + 1 >= errlen)
 			break;
-		if (o + 3 >= errlen)
-			break;
-		err[o++] = ';';
-		err[o++] = ' ';
 	}
-	err[o] = '\0';
+	if (o == 0 && render_warning[0] != '\0')
+		seterr(err, errlen, "%s", render_warning);
+	else if (o == 0)
+		seterr(err, errlen, "%s failed", what);
+out:
 	g_free(msg);
 }
 
 static void
-render_log_drop(const gchar *domain, GLogLevelFlags level, const gchar *msg,
+render_log(const gchar *domain, GLogLevelFlags level, const gchar *msg,
     gpointer arg)
 {
+	size_t	 i;
+
 	(void)domain;
-	(void)level;
-	(void)msg;
 	(void)arg;
+	if ((level & G_LOG_LEVEL_WARNING) == 0 || msg == NULL)
+		return;
+	for (i = 0; msg[i] != '\0' && i + 1 < sizeof(render_warning); i++)
+		render_warning[i] = msg[i] == '\n' ? ' ' : msg[i];
+	render_warning[i] = '\0';
+}
+
+/*
+ * The formats we accept, by their first bytes.  libvips sniffs too, but
+ * it asks every loader, blocked or not, and svgload's sniffer spins
+ * forever on a truncated gzip stream: only these reach libvips.
+ */
+static int
+render_sniff(const unsigned char *p, size_t len)
+{
+	if (len >= 3 && memcmp(p, "\xff\xd8\xff", 3) == 0)
+		return 0;
+	if (len >= 8 && memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0)
+		return 0;
+	if (len >= 6 && (memcmp(p, "GIF87a", 6) == 0 ||
+	    memcmp(p, "GIF89a", 6) == 0))
+		return 0;
+	if (len >= 12 && memcmp(p, "RIFF", 4) == 0 &&
+	    memcmp(p + 8, "WEBP", 4) == 0)
+		return 0;
+	/* ISO base media (HEIF, AVIF): the loader checks the brand. */
+	if (len >= 12 && memcmp(p + 4, "ftyp", 4) == 0)
+		return 0;
+	/* TIFF and BigTIFF, both byte orders. */
+	if (len >= 4 && (memcmp(p, "II*\0", 4) == 0 ||
+	    memcmp(p, "MM\0*", 4) == 0 || memcmp(p, "II+\0", 4) == 0 ||
+	    memcmp(p, "MM\0+", 4) == 0))
+		return 0;
+	return -1;
 }
 
 void
@@ -195,11 +254,12 @@ render_global_init(const char *argv0, int vips_threads, char *err,
 
 	/*
 	 * A library does not print: libvips' warnings ("error in tile",
-	 * "ignoring nclx profile") would go to stderr; errors reach the
-	 * caller through err instead.
+	 * "ignoring nclx profile") would go to stderr.  Errors reach the
+	 * caller through err; the last warning is kept for when a loader
+	 * fails without saying why.
 	 */
 	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE |
-	    G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG, render_log_drop, NULL);
+	    G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG, render_log, NULL);
 	return 0;
 }
 
@@ -250,7 +310,46 @@ render_eval(VipsImage *image, VipsProgress *progress, void *arg)
 }
 
 /*
- * Open the header only and check the pixel limit; nothing is decoded.
+ * Metadata a header carries: EXIF is at most 64 KiB, an ICC profile or XMP
+ * packet a few hundred; megabytes are a bomb (a zTXt chunk inflating to
+ * megabytes, say), refused before any pixel is decoded.
+ */
+#define RENDER_MAX_METADATA	(4 * 1024 * 1024)
+
+static uint64_t
+metadata_bytes(VipsImage *im)
+{
+	gchar		**fields;
+	const void	 *blob;
+	const char	 *str;
+	size_t		  len;
+	uint64_t	  sum = 0;
+	GValue		  v = G_VALUE_INIT;
+	int		  i;
+
+	fields = vips_image_get_fields(im);
+	for (i = 0; fields[i] != NULL; i++) {
+		GType t = vips_image_get_typeof(im, fields[i]);
+
+		if (t == VIPS_TYPE_BLOB &&
+		    vips_image_get_blob(im, fields[i], &blob, &len) == 0)
+			sum += len;
+		else if ((t == G_TYPE_STRING || t == VIPS_TYPE_REF_STRING) &&
+		    vips_image_get(im, fields[i], &v) == 0) {
+			str = t == G_TYPE_STRING ? g_value_get_string(&v) :
+			    vips_value_get_ref_string(&v, &len);
+			if (str != NULL)
+				sum += strlen(str);
+			g_value_unset(&v);
+		}
+	}
+	g_strfreev(fields);
+	return sum;
+}
+
+/*
+ * Open the header only and check the pixel and metadata limits; nothing is
+ * decoded.
  */
 static int
 render_header(const void *in, size_t len, const struct render_limits *lim,
@@ -258,7 +357,7 @@ render_header(const void *in, size_t len, const struct render_limits *lim,
 {
 	VipsImage	*im;
 	const char	*loader, *compression;
-	uint64_t	 pixels;
+	uint64_t	 pixels, meta;
 	int		 pages, rc = -1;
 
 	im = vips_image_new_from_buffer(in, len, "",
@@ -281,6 +380,11 @@ render_header(const void *in, size_t len, const struct render_limits *lim,
 		    pages, (unsigned long long)lim->max_pixels);
 		goto out;
 	}
+	if ((meta = metadata_bytes(im)) > RENDER_MAX_METADATA) {
+		seterr(err, errlen, "too much metadata: %llu bytes, at most %d",
+		    (unsigned long long)meta, RENDER_MAX_METADATA);
+		goto out;
+	}
 
 	/* Static names: the loader's nickname is the class's. */
 	h->loader = "";
@@ -297,6 +401,7 @@ render_header(const void *in, size_t len, const struct render_limits *lim,
 	if (vips_image_get_typeof(im, "heif-compression") != 0 &&
 	    vips_image_get_string(im, "heif-compression", &compression) == 0)
 		h->heif_av1 = strcmp(compression, "av1") == 0;
+	h->icc = vips_image_get_typeof(im, VIPS_META_ICC_NAME) != 0;
 	h->width = im->Xsize;
 	h->height = im->Ysize;
 	if (vips_image_get_orientation_swap(im)) {
@@ -338,6 +443,23 @@ swap_image(VipsImage **img, VipsImage *out)
 	*img = out;
 }
 
+/* A copy of in without metadata: no EXIF, XMP, IPTC or ICC profile. */
+static int
+render_strip(VipsImage *in, VipsImage **out)
+{
+	gchar	**fields;
+	int	 i;
+
+	if (vips_copy(in, out, NULL) != 0)
+		return -1;
+	fields = vips_image_get_fields(*out);
+	/* The core fields (width, ...) cannot be removed and stay. */
+	for (i = 0; fields[i] != NULL; i++)
+		(void)vips_image_remove(*out, fields[i]);
+	g_strfreev(fields);
+	return 0;
+}
+
 static int
 render_one(const void *in, size_t len, const struct preset *p,
     const struct header *h, struct watch *w, struct render_out *o,
@@ -359,7 +481,7 @@ render_one(const void *in, size_t len, const struct preset *p,
 	    vips_type_find("VipsOperation", "heifsave_buffer") == 0) {
 		seterr(err, errlen, "cannot write avif: this libvips has no "
 		    "heifsave");
-		return -1;
+		goto out;
 	}
 
 	/*
@@ -383,11 +505,22 @@ render_one(const void *in, size_t len, const struct preset *p,
 			tw = RENDER_HUGE;
 	}
 
+	/*
+	 * Colour: a profiled image (Adobe RGB, Display P3, ...) goes to
+	 * sRGB through export_profile; CMYK is always converted, with
+	 * libvips' CMYK profile when it has none.  An untagged RGB image
+	 * is taken as sRGB, like browsers do: export_profile would send it
+	 * through 8.14's built-in profile and shift saturated colours (pure
+	 * blue comes out 85,15,253), so it is left alone.  The NULL ends
+	 * the argument list early when there is no profile.
+	 */
 	if (vips_thumbnail_buffer((void *)in, len, &thumb, tw,
 	    "height", th,
 	    "size", size,
-	    "export_profile", "srgb",
+	    /* 8.14 ignores fail_on here; the loader option works. */
+	    "option_string", "[fail_on=truncated]",
 	    "fail_on", VIPS_FAIL_ON_TRUNCATED,
+	    h->icc ? "export_profile" : NULL, "srgb",
 	    NULL) != 0) {
 		vipserr(err, errlen, "thumbnail");
 		goto out;
@@ -463,6 +596,16 @@ render_one(const void *in, size_t len, const struct preset *p,
 		}
 		swap_image(&img, t);
 	}
+
+	/*
+	 * strip=TRUE is not enough: 8.14's webpsave writes the original's
+	 * EXIF anyway.  Drop every metadata field first.
+	 */
+	if (render_strip(img, &t) != 0) {
+		vipserr(err, errlen, "strip");
+		goto out;
+	}
+	swap_image(&img, t);
 
 	if (watch_expired(w))
 		goto out;
@@ -550,6 +693,12 @@ render_image(const void *in, size_t len, const struct preset *const *presets,
 		    "max_bytes %llu", len, (unsigned long long)lim->max_bytes);
 		return -1;
 	}
+	if (render_sniff(in, len) != 0) {
+		seterr(err, errlen, "not a supported image (jpeg, png, gif, "
+		    "webp, heif, avif, tiff)");
+		return -1;
+	}
+	render_warning[0] = '\0';
 	if (render_header(in, len, lim, &h, err, errlen) != 0)
 		return -1;
 
