@@ -100,6 +100,40 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 static _Thread_local char render_warning[256];
 
 /*
+ * The image families this thread is working with: the input's and the
+ * output's ("jpeg", "png", ...). libvips keeps one error buffer for every
+ * thread, so another worker's failure can land in ours; a line whose
+ * domain names some other family is not about this image and is dropped.
+ */
+static const char *const render_families[] = {
+	"jpeg", "png", "gif", "webp", "heif", "tiff"
+};
+static _Thread_local const char *render_family_in, *render_family_out;
+
+static int
+foreign_line(const char *line)
+{
+	const char	*colon = strchr(line, ':');
+	char		 domain[64];
+	size_t		 i, n;
+
+	if (colon == NULL || (n = (size_t)(colon - line)) >= sizeof(domain))
+		return 0;
+	for (i = 0; i < n; i++)
+		domain[i] = (char)g_ascii_tolower(line[i]);
+	domain[n] = '\0';
+	for (i = 0; i < sizeof(render_families) / sizeof(render_families[0]);
+	    i++) {
+		const char *f = render_families[i];
+
+		if (strstr(domain, f) != NULL && f != render_family_in &&
+		    f != render_family_out)
+			return 1;
+	}
+	return 0;
+}
+
+/*
  * Take libvips' error text (and clear it) as one line: each distinct line
  * once, joined by "; ".  Without text (another thread may have taken it)
  * fall back to this thread's last warning, then to what names the step.
@@ -121,7 +155,7 @@ vipserr(char *err, size_t errlen, const char *what)
 		else
 			next = line + strlen(line);
 		n = strlen(line);
-		if (n == 0)
+		if (n == 0 || foreign_line(line))
 			continue;
 		/* Fuzzed files repeat one warning a hundred times. */
 		for (seen = msg; seen < line; seen += strlen(seen) + 1)
@@ -171,28 +205,28 @@ render_log(const gchar *domain, GLogLevelFlags level, const gchar *msg,
  * it asks every loader, blocked or not, and svgload's sniffer spins
  * forever on a truncated gzip stream: only these reach libvips.
  */
-static int
+static const char *
 render_sniff(const unsigned char *p, size_t len)
 {
 	if (len >= 3 && memcmp(p, "\xff\xd8\xff", 3) == 0)
-		return 0;
+		return render_families[0];
 	if (len >= 8 && memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0)
-		return 0;
+		return render_families[1];
 	if (len >= 6 && (memcmp(p, "GIF87a", 6) == 0 ||
 	    memcmp(p, "GIF89a", 6) == 0))
-		return 0;
+		return render_families[2];
 	if (len >= 12 && memcmp(p, "RIFF", 4) == 0 &&
 	    memcmp(p + 8, "WEBP", 4) == 0)
-		return 0;
+		return render_families[3];
 	/* ISO base media (HEIF, AVIF): the loader checks the brand. */
 	if (len >= 12 && memcmp(p + 4, "ftyp", 4) == 0)
-		return 0;
+		return render_families[4];
 	/* TIFF and BigTIFF, both byte orders. */
 	if (len >= 4 && (memcmp(p, "II*\0", 4) == 0 ||
 	    memcmp(p, "MM\0*", 4) == 0 || memcmp(p, "II+\0", 4) == 0 ||
 	    memcmp(p, "MM\0+", 4) == 0))
-		return 0;
-	return -1;
+		return render_families[5];
+	return NULL;
 }
 
 void
@@ -477,6 +511,9 @@ render_one(const void *in, size_t len, const struct preset *p,
 	VipsSize	 size;
 
 	fmt = p->format == FMT_SAME ? render_same(h) : p->format;
+	render_family_out = fmt == FMT_PNG ? render_families[1] :
+	    fmt == FMT_WEBP ? render_families[3] :
+	    fmt == FMT_AVIF ? render_families[4] : render_families[0];
 	if (fmt == FMT_AVIF &&
 	    vips_type_find("VipsOperation", "heifsave_buffer") == 0) {
 		seterr(err, errlen, "cannot write avif: this libvips has no "
@@ -517,8 +554,13 @@ render_one(const void *in, size_t len, const struct preset *p,
 	if (vips_thumbnail_buffer((void *)in, len, &thumb, tw,
 	    "height", th,
 	    "size", size,
-	    /* 8.14 ignores fail_on here; the loader option works. */
-	    "option_string", "[fail_on=truncated]",
+	    /*
+	     * 8.14 ignores fail_on here; the loader option works. A GIF
+	     * with bad LZW data only warns, and its frame comes out black:
+	     * for GIF a warning is an error.
+	     */
+	    "option_string", strncmp(h->loader, "gifload", 7) == 0 ?
+	    "[fail_on=warning]" : "[fail_on=truncated]",
 	    "fail_on", VIPS_FAIL_ON_TRUNCATED,
 	    h->icc ? "export_profile" : NULL, "srgb",
 	    NULL) != 0) {
@@ -693,7 +735,8 @@ render_image(const void *in, size_t len, const struct preset *const *presets,
 		    "max_bytes %llu", len, (unsigned long long)lim->max_bytes);
 		return -1;
 	}
-	if (render_sniff(in, len) != 0) {
+	render_family_out = NULL;
+	if ((render_family_in = render_sniff(in, len)) == NULL) {
 		seterr(err, errlen, "not a supported image (jpeg, png, gif, "
 		    "webp, heif, avif, tiff)");
 		return -1;

@@ -950,8 +950,8 @@ out:
 }
 
 /*
- * XML text escaping for keys in a DeleteObjects body: -1 when out of
- * memory, -2 for a control character XML 1.0 cannot carry.
+ * XML text escaping for keys in a DeleteObjects body (xml_safe keys only);
+ * -1 when out of memory.
  */
 static int
 xml_escape(struct buf *b, const char *s)
@@ -971,8 +971,6 @@ xml_escape(struct buf *b, const char *s)
 			rc = buf_addf(b, "&#%d;", *p);
 			break;
 		default:
-			if (*p < 0x20)
-				return -2;
 			rc = buf_addch(b, (char)*p);
 		}
 		if (rc != 0)
@@ -1042,16 +1040,42 @@ delete_result(const char *body, size_t len, s3_delete_err_cb cb, void *arg,
 }
 
 enum s3_status
+s3_delete(struct s3_client *c, const char *key, struct s3_error *err)
+{
+	struct req	q;
+	enum s3_status	st;
+
+	memset(&q, 0, sizeof(q));
+	q.method = "DELETE";
+	q.key = key;
+	q.counter = &c->stats.del;
+	st = s3_request(c, &q, err);
+	return st == S3_ENOTFOUND ? S3_OK : st;
+}
+
+/* Whether XML 1.0 can carry s: no control character but tab, LF, CR. */
+static int
+xml_safe(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' &&
+		    *s != '\r')
+			return 0;
+	return 1;
+}
+
+enum s3_status
 s3_delete_many(struct s3_client *c, const char *const *keys, size_t n,
     s3_delete_err_cb cb, void *arg, struct s3_error *err)
 {
 	struct buf	 body, resp;
 	struct getsink	 g;
 	struct req	 q;
-	char		 md5[25];
+	struct s3_error	 kerr;
+	char		 md5[25], msg[256];
 	enum s3_status	 st = S3_ENOMEM;
-	size_t		 i;
-	int		 nerr, rc;
+	size_t		 i, nbatch = 0;
+	int		 nerr = 0;
 
 	s3_error_clear(err);
 	if (n == 0)
@@ -1065,19 +1089,26 @@ s3_delete_many(struct s3_client *c, const char *const *keys, size_t n,
 	    "<Quiet>true</Quiet>") != 0)
 		goto out;
 	for (i = 0; i < n; i++) {
-		if (buf_addstr(&body, "<Object><Key>") != 0)
-			goto out;
-		if ((rc = xml_escape(&body, keys[i])) != 0) {
-			if (rc == -1)
-				goto out;
-			st = S3_EINVAL;
-			snprintf(err->message, sizeof(err->message),
-			    "key holds a control character XML cannot carry");
-			goto out;
+		if (!xml_safe(keys[i])) {
+			st = s3_delete(c, keys[i], &kerr);
+			if (st != S3_OK) {
+				nerr++;
+				if (cb != NULL)
+					cb(arg, keys[i], kerr.code, s3_error_text(
+					    st, &kerr, msg, sizeof(msg)));
+			}
+			continue;
 		}
-		if (buf_addstr(&body, "</Key></Object>") != 0)
+		if (buf_addstr(&body, "<Object><Key>") != 0 ||
+		    xml_escape(&body, keys[i]) != 0 ||
+		    buf_addstr(&body, "</Key></Object>") != 0)
 			goto out;
+		nbatch++;
 	}
+	st = S3_OK;
+	if (nbatch == 0)
+		goto out;
+	st = S3_ENOMEM;
 	if (buf_addstr(&body, "</Delete>") != 0)
 		goto out;
 	sigv4_md5_base64(body.data, body.len, md5);
@@ -1097,14 +1128,13 @@ s3_delete_many(struct s3_client *c, const char *const *keys, size_t n,
 	q.counter = &c->stats.del;
 	if ((st = s3_request(c, &q, err)) != S3_OK)
 		goto out;
-	nerr = delete_result(resp.data, resp.len, cb, arg, &st);
-	if (st != S3_OK) {
+	nerr += delete_result(resp.data, resp.len, cb, arg, &st);
+	if (st != S3_OK)
 		snprintf(err->message, sizeof(err->message),
 		    "malformed DeleteObjects result");
-		goto out;
-	}
-	st = nerr > 0 ? S3_EPARTIAL : S3_OK;
 out:
+	if (st == S3_OK && nerr > 0)
+		st = S3_EPARTIAL;
 	buf_release(&body);
 	buf_release(&resp);
 	return st;

@@ -180,8 +180,15 @@ enum s3_status	 s3_put(struct s3_client *, const char *key, const void *data,
 typedef void	(*s3_delete_err_cb)(void *arg, const char *key,
 		    const char *code, const char *message);
 
+/* Delete one key (a missing key is not an error). */
+enum s3_status	 s3_delete(struct s3_client *, const char *key,
+		    struct s3_error *);
+
 #define S3_DELETE_MAX 1000
-/* Delete up to S3_DELETE_MAX keys; S3_EPARTIAL when some keys failed. */
+/*
+ * Delete up to S3_DELETE_MAX keys; S3_EPARTIAL when some keys failed. Keys
+ * with a control character XML cannot carry go one by one with s3_delete.
+ */
 enum s3_status	 s3_delete_many(struct s3_client *, const char *const *keys,
 		    size_t n, s3_delete_err_cb, void *arg, struct s3_error *);
 
