@@ -218,9 +218,9 @@ cmd_purge_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	}
 	if (res.originals == 0 && res.previews > 0 && !force &&
 	    !listing_failed) {
-		cmd_error("refusing to purge: no originals under '%s%s' but %llu "
+		cmd_error("refusing to purge: no originals under '%s' but %llu "
 		    "previews exist (wrong source? --force overrides)",
-		    ctx->cfg.source, "", (unsigned long long)res.previews);
+		    ctx->cfg.source, (unsigned long long)res.previews);
 		code = EXIT_USAGE;
 		goto out;
 	}
@@ -260,8 +260,8 @@ cmd_purge_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	res.requests.retries += rr.requests.retries;
 
 	code = rr.failed > 0 ? EXIT_SOME_FAILED : EXIT_DONE;
-	if (listing_failed)
-		code = EXIT_USAGE;
+	if (listing_failed)	/* --force deleted what it found; say so */
+		code = EXIT_STORAGE;
 	code = cmd_exit_code(code);
 	if (p.json) {
 		if (!dry_run)
