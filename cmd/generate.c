@@ -423,10 +423,7 @@ cmd_generate_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		cmd_error("interrupted: %llu previews made before stopping",
 		    (unsigned long long)g.done);
 	store_conn_stats(cd.conn, &reqs);
-	reqs.list += res.requests.list;
-	reqs.get += res.requests.get;
-	reqs.head += res.requests.head;
-	reqs.retries += res.requests.retries;
+	s3_stats_add(&reqs, &res.requests);
 	secs = elapsed(&g.start);
 	if (g.json)
 		gen_json(&g, &res, &reqs, secs, code);

@@ -256,8 +256,7 @@ cmd_purge_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		remove_spool(cd.store, p.spool, 4, &cmd_interrupted, purge_err,
 		    NULL, &rr);
 	store_conn_stats(cd.conn, &res.requests);
-	res.requests.del += rr.requests.del;
-	res.requests.retries += rr.requests.retries;
+	s3_stats_add(&res.requests, &rr.requests);
 
 	code = rr.failed > 0 ? EXIT_SOME_FAILED : EXIT_DONE;
 	if (listing_failed)	/* --force deleted what it found; say so */

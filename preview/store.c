@@ -151,17 +151,7 @@ store_conn_set_cancel(struct store_conn *c, volatile sig_atomic_t *cancel)
 void
 store_conn_stats(const struct store_conn *c, struct s3_stats *sum)
 {
-	const struct s3_stats	*s;
-
-	s = c->s3 != NULL ? s3_client_stats(c->s3) : &c->local;
-	sum->list += s->list;
-	sum->get += s->get;
-	sum->put += s->put;
-	sum->head += s->head;
-	sum->del += s->del;
-	sum->retries += s->retries;
-	sum->bytes_in += s->bytes_in;
-	sum->bytes_out += s->bytes_out;
+	s3_stats_add(sum, c->s3 != NULL ? s3_client_stats(c->s3) : &c->local);
 }
 
 enum s3_status

@@ -184,6 +184,19 @@ s3_client_free(struct s3_client *c)
 	free(c);
 }
 
+void
+s3_stats_add(struct s3_stats *sum, const struct s3_stats *add)
+{
+	sum->list += add->list;
+	sum->get += add->get;
+	sum->put += add->put;
+	sum->head += add->head;
+	sum->del += add->del;
+	sum->retries += add->retries;
+	sum->bytes_in += add->bytes_in;
+	sum->bytes_out += add->bytes_out;
+}
+
 const struct s3_stats *
 s3_client_stats(const struct s3_client *c)
 {

@@ -97,6 +97,9 @@ struct s3_stats {
 	uint64_t	 bytes_out;
 };
 
+/* Add every counter of add into sum. */
+void		 s3_stats_add(struct s3_stats *sum, const struct s3_stats *add);
+
 struct s3_client;
 
 /* Call once in main before any thread starts. */
