@@ -187,13 +187,13 @@ cmd_diff_prepare(struct cmd_ctx *ctx, char **names, size_t nnames,
 		return -1;
 	if (cmd_select_presets(cfg, names, nnames, &cd->presets,
 	    &cd->npresets) != 0)
-		return -1;
+		goto fail;
 	if ((cd->store = cmd_open_store(ctx, exit_code)) == NULL)
-		return -1;
+		goto fail;
 	if ((cd->conn = store_conn_new(cd->store)) == NULL) {
 		cmd_error("cannot open storage: out of memory");
 		*exit_code = EXIT_STORAGE;
-		return -1;
+		goto fail;
 	}
 	store_conn_set_cancel(cd->conn, &cmd_interrupted);
 	st = stamps_read(cd->conn, cfg->previews, cd->presets, cd->npresets,
@@ -201,11 +201,11 @@ cmd_diff_prepare(struct cmd_ctx *ctx, char **names, size_t nnames,
 	if (st != S3_OK) {
 		cmd_storage_error("cannot list", cfg->previews, st, &err);
 		*exit_code = cmd_storage_exit(st);
-		return -1;
+		goto fail;
 	}
 	if ((cd->dp = calloc(cd->npresets + 1, sizeof(*cd->dp))) == NULL) {
 		cmd_error("out of memory");
-		return -1;
+		goto fail;
 	}
 	for (i = 0; i < cd->npresets; i++) {
 		const struct stamp *s = &cd->stamps.v[i];
@@ -227,6 +227,9 @@ cmd_diff_prepare(struct cmd_ctx *ctx, char **names, size_t nnames,
 	};
 	*exit_code = EXIT_DONE;
 	return 0;
+fail:
+	cmd_diff_release(cd);
+	return -1;
 }
 
 void

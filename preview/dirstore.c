@@ -47,6 +47,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -912,6 +914,7 @@ dirstore_put(struct dirstore *ds, const char *key, const void *data,
     size_t len, struct s3_error *err)
 {
 	struct temp_slot *slot = NULL;
+	sigset_t	 all, old;
 	char		 tmp[TMP_PREFIX_LEN + 1 + TMP_RANDOM + 1];
 	const char	*name;
 	size_t		 dirlen;
@@ -936,7 +939,16 @@ dirstore_put(struct dirstore *ds, const char *key, const void *data,
 			    key);
 			goto out;
 		}
+		/*
+		 * No signal between creating the file and recording it, or
+		 * dirstore_unlink_temps could miss it.
+		 */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
 		if ((fd = open_tmp(dfd, tmp, sizeof(tmp))) != -1)
+			slot = temp_claim(dfd, tmp);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (fd != -1)
 			break;
 		save = errno;
 		close_dir(ds, dfd);
@@ -947,7 +959,6 @@ dirstore_put(struct dirstore *ds, const char *key, const void *data,
 		goto out;
 	}
 	made = 1;
-	slot = temp_claim(dfd, tmp);
 	if (write_all(fd, data, len) == -1) {
 		rc = io_err(err, errno, "cannot write", key);
 		goto out;
