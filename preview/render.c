@@ -38,6 +38,7 @@
  * off (vips_cache_set_max(0)) nothing outlives a call, and render_image
  * can run in several threads at once.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -494,10 +495,116 @@ render_strip(VipsImage *in, VipsImage **out)
 	return 0;
 }
 
+/*
+ * Shrink-on-load from the encoded bytes: upright, first frame, sRGB.
+ *
+ * Colour: a profiled image (Adobe RGB, Display P3, ...) goes to sRGB
+ * through export_profile; CMYK is always converted, with libvips' CMYK
+ * profile when it has none.  An untagged RGB image is taken as sRGB, like
+ * browsers do: export_profile would send it through 8.14's built-in
+ * profile and shift saturated colours (pure blue comes out 85,15,253), so
+ * it is left alone.  The NULL ends the argument list early when there is
+ * no profile.
+ */
 static int
-render_one(const void *in, size_t len, const struct preset *p,
-    const struct header *h, struct watch *w, struct render_out *o,
+render_thumbnail(const void *in, size_t len, const struct header *h, int tw,
+    int th, VipsSize size, VipsImage **out)
+{
+	return vips_thumbnail_buffer((void *)in, len, out, tw,
+	    "height", th,
+	    "size", size,
+	    /*
+	     * 8.14 ignores fail_on here; the loader option works. A GIF
+	     * with bad LZW data only warns, and its frame comes out black:
+	     * for GIF a warning is an error.
+	     */
+	    "option_string", strncmp(h->loader, "gifload", 7) == 0 ?
+	    "[fail_on=warning]" : "[fail_on=truncated]",
+	    "fail_on", VIPS_FAIL_ON_TRUNCATED,
+	    h->icc ? "export_profile" : NULL, "srgb",
+	    NULL);
+}
+
+/*
+ * The scale of the original that preset p needs at most (1: full size;
+ * an enlargement is made from the full size too).
+ */
+static double
+render_scale(const struct preset *p, const struct header *h)
+{
+	double	sx = (double)p->width / h->width;
+	double	sy = p->height > 0 ? (double)p->height / h->height : sx;
+	double	sc;
+
+	if (p->height > 0 && (p->fit == FIT_COVER || p->fit == FIT_FILL))
+		sc = sx > sy ? sx : sy;
+	else
+		sc = sx < sy ? sx : sy;
+	return sc > 1 ? 1 : sc;
+}
+
+/*
+ * Several presets from one decode: shrink-on-load once to the largest
+ * size any preset needs, keep that in memory, and make each preset from
+ * it. A JPEG's entropy decoding, a PNG's inflate and the colour transform
+ * are then done once per image instead of once per preset. NULL (and no
+ * error) when the base would be too large to be worth keeping.
+ */
+#define RENDER_BASE_MAX_PIXELS	(24 * 1000 * 1000)
+
+static int
+render_base(const void *in, size_t len, const struct preset *const *presets,
+    size_t n, const struct header *h, struct watch *w, VipsImage **base,
     char *err, size_t errlen)
+{
+	VipsImage	*thumb = NULL, *mem;
+	double		 sc = 0, s;
+	gulong		 sig = 0;
+	size_t		 i;
+	int		 bw;
+
+	*base = NULL;
+	for (i = 0; i < n; i++)
+		if ((s = render_scale(presets[i], h)) > sc)
+			sc = s;
+	bw = (int)ceil(h->width * sc);
+	if (bw < 1)
+		bw = 1;
+	if ((double)bw * (h->height * sc) > RENDER_BASE_MAX_PIXELS)
+		return 0;
+	if (render_thumbnail(in, len, h, bw, RENDER_HUGE, VIPS_SIZE_DOWN,
+	    &thumb) != 0) {
+		vipserr(err, errlen, "thumbnail");
+		return -1;
+	}
+	if (w->timeout_s > 0) {
+		vips_image_set_progress(thumb, TRUE);
+		sig = g_signal_connect(thumb, "eval",
+		    G_CALLBACK(render_eval), w);
+	}
+	mem = vips_image_copy_memory(thumb);
+	if (sig != 0)
+		g_signal_handler_disconnect(thumb, sig);
+	g_object_unref(thumb);
+	if (mem == NULL) {
+		if (atomic_load(&w->fired))
+			seterr(err, errlen, "timed out after %d s",
+			    w->timeout_s);
+		else
+			vipserr(err, errlen, "decode");
+		return -1;
+	}
+	/* Upright and converted: nothing left for the second pass to do. */
+	(void)vips_image_remove(mem, VIPS_META_ORIENTATION);
+	(void)vips_image_remove(mem, VIPS_META_ICC_NAME);
+	*base = mem;
+	return 0;
+}
+
+static int
+render_one(const void *in, size_t len, VipsImage *base,
+    const struct preset *p, const struct header *h, struct watch *w,
+    struct render_out *o, char *err, size_t errlen)
 {
 	VipsImage	*thumb = NULL, *img = NULL, *t = NULL;
 	VipsArrayDouble	*bg = NULL;
@@ -542,28 +649,14 @@ render_one(const void *in, size_t len, const struct preset *p,
 			tw = RENDER_HUGE;
 	}
 
-	/*
-	 * Colour: a profiled image (Adobe RGB, Display P3, ...) goes to
-	 * sRGB through export_profile; CMYK is always converted, with
-	 * libvips' CMYK profile when it has none.  An untagged RGB image
-	 * is taken as sRGB, like browsers do: export_profile would send it
-	 * through 8.14's built-in profile and shift saturated colours (pure
-	 * blue comes out 85,15,253), so it is left alone.  The NULL ends
-	 * the argument list early when there is no profile.
-	 */
-	if (vips_thumbnail_buffer((void *)in, len, &thumb, tw,
-	    "height", th,
-	    "size", size,
-	    /*
-	     * 8.14 ignores fail_on here; the loader option works. A GIF
-	     * with bad LZW data only warns, and its frame comes out black:
-	     * for GIF a warning is an error.
-	     */
-	    "option_string", strncmp(h->loader, "gifload", 7) == 0 ?
-	    "[fail_on=warning]" : "[fail_on=truncated]",
-	    "fail_on", VIPS_FAIL_ON_TRUNCATED,
-	    h->icc ? "export_profile" : NULL, "srgb",
-	    NULL) != 0) {
+	if (base != NULL) {
+		/* Decoded, upright and sRGB already: only resize. */
+		if (vips_thumbnail_image(base, &thumb, tw, "height", th,
+		    "size", size, NULL) != 0) {
+			vipserr(err, errlen, "thumbnail");
+			goto out;
+		}
+	} else if (render_thumbnail(in, len, h, tw, th, size, &thumb) != 0) {
 		vipserr(err, errlen, "thumbnail");
 		goto out;
 	}
@@ -719,6 +812,7 @@ render_image(const void *in, size_t len, const struct preset *const *presets,
 {
 	struct header	 h;
 	struct watch	 w;
+	VipsImage	*base = NULL;
 	size_t		 i;
 	int		 rc = -1;
 
@@ -745,18 +839,23 @@ render_image(const void *in, size_t len, const struct preset *const *presets,
 	if (render_header(in, len, lim, &h, err, errlen) != 0)
 		return -1;
 
+	if (n > 1 && render_base(in, len, presets, n, &h, &w, &base, err,
+	    errlen) != 0)
+		return -1;
 	for (i = 0; i < n; i++) {
 		if (watch_expired(&w)) {
 			seterr(err, errlen, "timed out after %d s",
 			    w.timeout_s);
 			goto out;
 		}
-		if (render_one(in, len, presets[i], &h, &w, &outs[i],
+		if (render_one(in, len, base, presets[i], &h, &w, &outs[i],
 		    err, errlen) != 0)
 			goto out;
 	}
 	rc = 0;
 out:
+	if (base != NULL)
+		g_object_unref(base);
 	if (rc != 0) {
 		for (i = 0; i < n; i++) {
 			render_out_release(&outs[i]);
