@@ -76,6 +76,7 @@ struct req {
 	/* Called before each attempt, so a sink can start over. */
 	void			(*restart)(void *arg);
 	struct s3_head		*head;		/* response headers, may be NULL */
+	struct buf		*presize;	/* grown to Content-Length at once */
 	uint64_t		*counter;	/* which stats field to bump */
 };
 
@@ -359,6 +360,10 @@ write_cb(char *p, size_t size, size_t nitems, void *arg)
 	}
 	if (r->req->sink == NULL)
 		return n;
+	/* One allocation for the body instead of doubling through it. */
+	if (r->received == n && r->req->presize != NULL &&
+	    r->content_length > 0)
+		(void)buf_grow(r->req->presize, (size_t)r->content_length);
 	r->sink_status = r->req->sink(r->req->sink_arg, p, n);
 	return r->sink_status == S3_OK ? n : 0;
 }
@@ -727,6 +732,7 @@ s3_get(struct s3_client *c, const char *key, size_t max_bytes,
 	memset(&q, 0, sizeof(q));
 	q.method = "GET";
 	q.key = key;
+	q.presize = out;
 	q.sink = get_sink;
 	q.sink_arg = &g;
 	q.restart = get_restart;
