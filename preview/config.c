@@ -334,7 +334,10 @@ new_preset(struct parser *p, const char *name)
 
 	p->preset_seen = 0;
 	memset(p->preset_keyline, 0, sizeof(p->preset_keyline));
-	(void)snprintf(p->section, sizeof(p->section), "preset %s", name);
+	/* Names are at most PRESET_NAME_MAX bytes: this always fits. */
+	if (snprintf(p->section, sizeof(p->section), "preset %s", name) >=
+	    (int)sizeof(p->section))
+		return fail(p, p->lineno, "preset name too long");
 	p->sect = SEC_PRESET;
 	return 0;
 }

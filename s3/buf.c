@@ -27,8 +27,17 @@ buf_release(struct buf *b)
 void
 buf_reset(struct buf *b)
 {
-	b->len = 0;
-	b->data[0] = '\0';
+	buf_truncate(b, 0);
+}
+
+void
+buf_truncate(struct buf *b, size_t len)
+{
+	/* Nothing allocated: data is the shared static "", never written. */
+	if (b->cap == 0 || len > b->len)
+		return;
+	b->len = len;
+	b->data[len] = '\0';
 }
 
 int

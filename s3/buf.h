@@ -28,6 +28,8 @@ struct buf {
 void	 buf_init(struct buf *, size_t max);
 void	 buf_release(struct buf *);
 void	 buf_reset(struct buf *);
+/* Cut to len bytes (len <= b->len). */
+void	 buf_truncate(struct buf *, size_t len);
 int	 buf_grow(struct buf *, size_t extra);
 int	 buf_add(struct buf *, const void *, size_t);
 int	 buf_addstr(struct buf *, const char *);

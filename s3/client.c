@@ -1029,7 +1029,8 @@ delete_result(const char *body, size_t len, s3_delete_err_cb cb, void *arg,
 		return 0;
 	}
 	doc = xmlReadMemory(body, (int)len, NULL, NULL,
-	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
+	    XML_PARSE_IGNORE_ENC);
 	if (doc == NULL || (root = xmlDocGetRootElement(doc)) == NULL) {
 		xmlFreeDoc(doc);
 		*st = S3_EXML;

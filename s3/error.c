@@ -327,7 +327,8 @@ s3_parse_error(const char *body, size_t len, struct s3_error *err)
 	ep.ctxt = xmlCreatePushParserCtxt(&sax, &ep, NULL, 0, NULL);
 	if (ep.ctxt == NULL)
 		return S3_ENOMEM;
-	(void)xmlCtxtUseOptions(ep.ctxt, XML_PARSE_NONET);
+	(void)xmlCtxtUseOptions(ep.ctxt,
+	    XML_PARSE_NONET | XML_PARSE_IGNORE_ENC);
 	rc = xmlParseChunk(ep.ctxt, body, (int)len, 1);
 	if (rc != 0 || ep.bad || !ep.ctxt->wellFormed || !ep.root_done ||
 	    ep.e.code[0] == '\0')

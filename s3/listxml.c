@@ -455,6 +455,10 @@ lx_xml_error(void *ctx, xmlErrorPtr e)
 	n = strlen(lx->msg);
 	while (n > 0 && (lx->msg[n - 1] == '\n' || lx->msg[n - 1] == ' '))
 		lx->msg[--n] = '\0';
+	/* One line: libxml2 puts newlines inside some messages. */
+	while (n-- > 0)
+		if ((unsigned char)lx->msg[n] < 0x20 || lx->msg[n] == 0x7f)
+			lx->msg[n] = ' ';
 }
 
 struct listxml *
@@ -494,7 +498,9 @@ listxml_new(s3_object_cb ocb, s3_prefix_cb pcb, void *arg)
 		listxml_free(lx);
 		return NULL;
 	}
-	(void)xmlCtxtUseOptions(lx->ctxt, XML_PARSE_NONET);
+	/* S3 sends UTF-8; a declared encoding would only let libxml2 print. */
+	(void)xmlCtxtUseOptions(lx->ctxt,
+	    XML_PARSE_NONET | XML_PARSE_IGNORE_ENC);
 	return lx;
 }
 

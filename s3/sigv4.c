@@ -144,8 +144,7 @@ s3_uri_encode(struct buf *out, const char *s, size_t len, int keep_slash)
 
 fail:
 	/* Leave the buffer as it was, as every buf function does. */
-	out->len = start;
-	out->data[start] = '\0';
+	buf_truncate(out, start);
 	return -1;
 }
 
@@ -172,8 +171,7 @@ s3_uri_decode(struct buf *out, const char *s, size_t len)
 	return 0;
 
 fail:
-	out->len = start;
-	out->data[start] = '\0';
+	buf_truncate(out, start);
 	return -1;
 }
 
