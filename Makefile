@@ -5,6 +5,12 @@
 #                   unless PREWCTL_TEST_ENDPOINT names one)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make demo       previews of the sample photos in a local folder
+#   make fuzz       build the libFuzzer targets (tests/fuzz/) with clang
+#                   into build-fuzz/ and run each for FUZZ_SECONDS (60)
+#   make valgrind   one folder-backend scenario under valgrind: nothing
+#                   may be definitely lost
+#   make bench      prewctl against vipsthumbnail, sharp and the AWS CLI
+#                   (tests/bench/run; BENCH_BIG=0 skips the 200k/1M rows)
 #   make clean
 #
 # B=DIR builds out of tree (objects and binaries under DIR), so several
@@ -29,6 +35,11 @@ ifeq ($(SAN),1)
 CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS	+= -fsanitize=address,undefined
 B	?= build-san
+# Any report fails the run: a leak or UB in prewctl shows as a failed test.
+# tests/lsan.supp says which library leaks are ignored, and why.
+SAN_ENV	= ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0
 endif
 B	?= .
 
@@ -64,8 +75,8 @@ $(TESTS): $(TEST_OBJS) $(LIB)
 tests: $(TESTS)
 
 check: $(PREWCTL) $(TESTS) lint-man
-	PREWCTL_BIN=$(abspath $(PREWCTL)) PREWCTL_TESTS=$(abspath $(TESTS)) \
-	    tests/run-tests
+	$(SAN_ENV) PREWCTL_BIN=$(abspath $(PREWCTL)) \
+	    PREWCTL_TESTS=$(abspath $(TESTS)) tests/run-tests
 
 lint-man:
 	@out=$$(groff -mandoc -ww -z man/prewctl.1 2>&1); \
@@ -79,9 +90,98 @@ install: $(PREWCTL)
 demo:
 	demo/run
 
+# libFuzzer targets: clang, ASan and UBSan, out of tree. Each runs for
+# FUZZ_SECONDS from its seeds in tests/fuzz/corpus/<target>/; what it learns
+# goes to $(FUZZ_B)/corpus/<target>/ and a crashing input to
+# $(FUZZ_B)/crash/<target>/ (keep it under tests/fuzz/regress/<target>/:
+# test_fuzz_regress.c replays those in make check).
+FUZZ_B	?= build-fuzz
+FUZZ_CC	?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = listxml s3error sigv4 config
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = $(WFLAGS) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
+	$(PKG_CFLAGS) $(CPPFLAGS)
+FUZZ_LIB_OBJS = $(LIB_SRCS:%.c=$(FUZZ_B)/%.o)
+FUZZ_BINS = $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
+
+$(FUZZ_LIB_OBJS): $(FUZZ_B)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_B)/libprewctl.a: $(FUZZ_LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $(FUZZ_LIB_OBJS)
+
+$(FUZZ_BINS): $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h \
+    $(HDRS) $(FUZZ_B)/libprewctl.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+	    $(FUZZ_B)/libprewctl.a $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+# A crash, a leak, a broken invariant or a timeout fails the run (after
+# every target has had its turn); each target's output stays in
+# $(FUZZ_B)/<target>.log.
+fuzz: $(FUZZ_BINS)
+	@failed=; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_B)/corpus/$$t $(FUZZ_B)/crash/$$t || exit 1; \
+		dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+		if $(FUZZ_B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+		    -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
+		    -artifact_prefix=$(FUZZ_B)/crash/$$t/ $$dict \
+		    $(FUZZ_B)/corpus/$$t tests/fuzz/corpus/$$t \
+		    > $(FUZZ_B)/$$t.log 2>&1; then \
+			grep -E '^(Done|stat::number_of_executed_units)' \
+			    $(FUZZ_B)/$$t.log | tr '\n' ' '; echo; \
+		else \
+			grep -E -A3 '^(fuzz invariant|==[0-9]+==ERROR|SUMMARY)' \
+			    $(FUZZ_B)/$$t.log | head -n 40; \
+			echo "fuzz: $$t FAILED; input in $(FUZZ_B)/crash/$$t/"; \
+			failed="$$failed $$t"; \
+		fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi
+
+# One folder-backend scenario under valgrind: generate over the demo photos
+# (three presets: JPEG, WebP with an attention crop, PNG), then plan. The
+# build must not use ASan (valgrind cannot run it). tests/valgrind.supp
+# documents the library caches it ignores. As libvips' docs advise under
+# valgrind: no Orc (valgrind cannot follow its run-time generated code) and
+# GLib's slices as plain malloc.
+VALGRIND = VIPS_NOVECTOR=1 G_SLICE=always-malloc G_DEBUG=gc-friendly \
+	valgrind --quiet --leak-check=full --show-leak-kinds=definite \
+	--errors-for-leak-kinds=definite --error-exitcode=1 \
+	--suppressions=tests/valgrind.supp --num-callers=30
+
+valgrind: $(PREWCTL)
+	@if [ "$(SAN)" = 1 ]; then echo "make valgrind: not with SAN=1"; exit 2; fi
+	@set -e; d=$$(mktemp -d "$${TMPDIR:-/tmp}/prewctl-vg.XXXXXX"); \
+	trap 'rm -rf -- "$$d"' EXIT; \
+	mkdir -p "$$d/photo"; cp -R demo/photo/. "$$d/photo/"; \
+	printf '%s\n' '[storage]' "directory = $$d" 'source = photo/' \
+	    'previews = prew/' '[preset small]' 'width = 160' \
+	    '[preset sq]' 'width = 96' 'height = 96' 'fit = cover' \
+	    'crop = attention' 'format = webp' \
+	    '[preset png]' 'width = 64' 'format = png' > "$$d/presets.ini"; \
+	echo "valgrind: prewctl generate -j 2"; \
+	$(VALGRIND) $(PREWCTL) -c "$$d/presets.ini" generate -j 2; \
+	n=$$(find "$$d/prew" -type f ! -name '.prewctl-*' | wc -l); \
+	echo "valgrind: $$n previews made"; \
+	[ "$$n" -eq 12 ] || { echo "valgrind: want 12 previews"; exit 1; }; \
+	echo "valgrind: prewctl plan"; \
+	$(VALGRIND) $(PREWCTL) -c "$$d/presets.ini" plan; \
+	echo "valgrind: nothing definitely lost, no memory errors"
+
+bench: $(PREWCTL) $(LIB)
+	PREWCTL_BIN=$(abspath $(PREWCTL)) PREWCTL_LIB=$(abspath $(LIB)) \
+	    tests/bench/run
+
 clean:
 	rm -f $(PREWCTL) $(B)/prewctl.o $(CMD_OBJS) $(LIB_OBJS) $(TEST_OBJS) \
 	    $(LIB) $(TESTS)
-	rm -rf demo/prew build-san
+	rm -rf demo/prew build-san build-fuzz
 
-.PHONY: all tests check lint-man install demo clean
+.PHONY: all tests check lint-man install demo clean fuzz fuzz-build valgrind \
+	bench
