@@ -719,32 +719,18 @@ storage_key(struct parser *p, const char *key, const char *value)
 }
 
 static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int
 get_colour(struct parser *p, const char *key, const char *value,
     unsigned char rgb[3])
 {
-	int	 i, hi, lo;
+	unsigned long	 v;
 
-	if (value[0] != '#' || strlen(value) != 7)
+	if (value[0] != '#' || strlen(value) != 7 ||
+	    strspn(value + 1, "0123456789abcdefABCDEF") != 6)
 		return bad_value(p, key, value, "want #rrggbb");
-	for (i = 0; i < 3; i++) {
-		hi = hexval((unsigned char)value[1 + 2 * i]);
-		lo = hexval((unsigned char)value[2 + 2 * i]);
-		if (hi == -1 || lo == -1)
-			return bad_value(p, key, value, "want #rrggbb");
-		rgb[i] = (unsigned char)(hi * 16 + lo);
-	}
+	v = strtoul(value + 1, NULL, 16);
+	rgb[0] = (unsigned char)(v >> 16);
+	rgb[1] = (unsigned char)(v >> 8);
+	rgb[2] = (unsigned char)v;
 	return 0;
 }
 
