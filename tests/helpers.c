@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -286,4 +287,36 @@ th_count(struct s3_client *cl, const char *prefix)
 
 	cr_assert(s3_list(cl, &lp, count_key, NULL, &n, &err) == S3_OK);
 	return n;
+}
+
+double
+th_now(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+void
+th_rmtree(const char *path)
+{
+	if (path != NULL && path[0] != '\0')
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void
+th_expect_exit(const struct th_run *r, int code, const char *what)
+{
+	cr_assert_eq(r->status, code, "%s: exit %d, expected %d; stderr: "
+	    "%.3000s\nstdout: %.1000s", what, r->status, code, r->err.data,
+	    r->out.data);
 }

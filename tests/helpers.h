@@ -47,6 +47,14 @@ char		*th_write_temp(const char *text);
 /* A config for the test bucket with source and previews under prefix. */
 char		*th_s3_config(const char *prefix, const char *presets);
 
+/* Seconds on the monotonic clock, for deadlines and bounds. */
+double		 th_now(void);
+/* Remove a folder and everything below it, never following links. */
+void		 th_rmtree(const char *path);
+/* Assert r exited with code, showing its output when it did not. */
+void		 th_expect_exit(const struct th_run *r, int code,
+		    const char *what);
+
 /* Read a whole local file into b; asserts on failure. */
 void		 th_read_file(const char *path, struct buf *b);
 /* PUT a local file as key; asserts on failure. */

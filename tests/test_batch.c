@@ -932,14 +932,6 @@ run(struct th_run *r, ...)
 	th_prewctl(r, args, NULL);
 }
 
-static void
-expect_exit(const struct th_run *r, int code, const char *what)
-{
-	cr_assert_eq(r->status, code, "%s: exit %d, expected %d; stderr: "
-	    "%.3000s\nstdout: %.1000s", what, r->status, code, r->err.data,
-	    r->out.data);
-}
-
 /* ---- listings --------------------------------------------------------- */
 
 struct obj {
@@ -1276,14 +1268,6 @@ setup_s3(void)
 	proxy_start(&B.px);
 }
 
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static void
 teardown(void)
 {
@@ -1297,7 +1281,7 @@ teardown(void)
 		s3_client_free(B.c);
 	}
 	if (B.root[0] != '\0')
-		nftw(B.root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		th_rmtree(B.root);
 	if (B.cfg != NULL) {
 		unlink(B.cfg);
 		free(B.cfg);
@@ -1324,7 +1308,7 @@ generate_base(const struct origs *os, const struct tpreset *v, size_t np)
 	upload(os);
 	write_s3_config(v, np);
 	run(&r, "generate", "--json", NULL);
-	expect_exit(&r, 0, "generate");
+	th_expect_exit(&r, 0, "generate");
 	for (j = 0; j < np; j++) {
 		snprintf(path, sizeof(path), "presets.%s.generated", v[j].name);
 		cr_assert_eq(jnum(r.out.data, path), (long long)os->n,
@@ -1361,7 +1345,7 @@ Test(batch, generate_makes_every_preview, .init = setup_s3)
 	write_s3_config(P3, NP3);
 
 	run(&r, "generate", "--json", NULL);
-	expect_exit(&r, 0, "generate");
+	th_expect_exit(&r, 0, "generate");
 	cr_assert_eq(jnum(r.out.data, "originals"), 200);
 	cr_assert_eq(jnum(r.out.data, "ignored"), 2);
 	for (j = 0; j < NP3; j++) {
@@ -1419,7 +1403,7 @@ Test(batch, second_generate_only_lists, .init = setup_s3)
 	counts_release(&c);
 
 	run(&r, "generate", "--json", NULL);
-	expect_exit(&r, 0, "second generate");
+	th_expect_exit(&r, 0, "second generate");
 	proxy_counts(&B.px, 0, &c);
 	cr_expect_eq(c.get, 0, "GET %lld", c.get);
 	cr_expect_eq(c.put, 0, "PUT %lld", c.put);
@@ -1527,7 +1511,7 @@ Test(batch, preset_change_rewrites_that_preset_only, .init = setup_s3)
 	counts_release(&c);
 
 	run(&r, "generate", "--json", NULL);
-	expect_exit(&r, 0, "generate after a width change");
+	th_expect_exit(&r, 0, "generate after a width change");
 	cr_expect_eq(jnum(r.out.data, "presets.medium.generated"),
 	    (long long)os.n);
 	cr_expect_eq(jnum(r.out.data, "presets.small.generated"), 0);
@@ -1599,15 +1583,6 @@ spawn_prewctl(const char *const *args, const char *out, const char *err)
 	return pid;
 }
 
-static double
-now_s(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 Test(batch, sigterm_then_resume_makes_nothing_twice, .init = setup_s3)
 {
 	struct tpreset	 v[NP3];
@@ -1649,7 +1624,7 @@ Test(batch, sigterm_then_resume_makes_nothing_twice, .init = setup_s3)
 	pid = spawn_prewctl(args, outp, errp);
 
 	/* The stamp and half the previews are up: stop it. */
-	deadline = now_s() + 120;
+	deadline = th_now() + 120;
 	for (;;) {
 		proxy_counts(&B.px, 0, &c);
 		put1 = c.put;
@@ -1660,7 +1635,7 @@ Test(batch, sigterm_then_resume_makes_nothing_twice, .init = setup_s3)
 			exited = 1;
 			break;
 		}
-		cr_assert(now_s() < deadline, "no PUT within 120 s");
+		cr_assert(th_now() < deadline, "no PUT within 120 s");
 		/* Poll again soon: the deadline bounds the wait, not this. */
 		nanosleep(&(struct timespec){ 0, 2 * 1000000L }, NULL);
 	}
@@ -1684,7 +1659,7 @@ Test(batch, sigterm_then_resume_makes_nothing_twice, .init = setup_s3)
 	    "halfway: %lld PUTs", put1);
 
 	run(&r, "generate", "-j", "2", "--json", NULL);
-	expect_exit(&r, 0, "generate after SIGTERM");
+	th_expect_exit(&r, 0, "generate after SIGTERM");
 	cr_expect_eq(jnum(r.out.data, "presets.medium.generated"), 0);
 	cr_expect_eq(jnum(r.out.data, "presets.sq.generated"), 0);
 	/* Nothing made twice but what was in flight when it stopped. */
@@ -1746,7 +1721,7 @@ replace_original(const struct orig *o, const struct buf *data,
 	struct objv	 prev, src;
 	const struct obj *x;
 	char		*key = s3_key("photo/", o->rel);
-	double		 deadline = now_s() + 10;
+	double		 deadline = th_now() + 10;
 	int64_t		 limit;
 
 	list_all("prew/", &prev);
@@ -1763,7 +1738,7 @@ replace_original(const struct orig *o, const struct buf *data,
 			break;
 		}
 		objv_free(&src);
-		cr_assert(now_s() < deadline, "the server's clock did not "
+		cr_assert(th_now() < deadline, "the server's clock did not "
 		    "move past %lld in 10 s", (long long)limit);
 		nanosleep(&(struct timespec){ 0, 50 * 1000000L }, NULL);
 	}
@@ -1802,7 +1777,7 @@ Test(batch, replaced_original_rewrites_its_previews_only, .init = setup_s3)
 	counts_release(&c);
 
 	run(&r, "generate", "--json", NULL);
-	expect_exit(&r, 0, "generate after a replacement");
+	th_expect_exit(&r, 0, "generate after a replacement");
 	for (j = 0; j < NP3; j++) {
 		char path[64];
 
@@ -1892,7 +1867,7 @@ Test(batch, purge_deletes_exactly_the_orphans, .init = setup_s3)
 	counts_release(&c);
 
 	run(&r, "purge", "--dry-run", "--json", NULL);
-	expect_exit(&r, 0, "purge --dry-run");
+	th_expect_exit(&r, 0, "purge --dry-run");
 	jstrings(r.out.data, "keys", &got);
 	cr_assert_eq(strv_diff(&got, &want, "purge --dry-run"), 0);
 	cr_expect_eq(jnum(r.out.data, "would_delete"), 30);
@@ -1906,7 +1881,7 @@ Test(batch, purge_deletes_exactly_the_orphans, .init = setup_s3)
 	objv_free(&after);
 
 	run(&r, "purge", "--json", NULL);
-	expect_exit(&r, 0, "purge");
+	th_expect_exit(&r, 0, "purge");
 	cr_expect_eq(jnum(r.out.data, "deleted"), 30);
 	cr_expect_eq(jnum(r.out.data, "failed"), 0);
 	th_run_release(&r);
@@ -1964,14 +1939,14 @@ Test(batch, purge_removed_presets_empties_that_prefix, .init = setup_s3)
 	counts_release(&c);
 
 	run(&r, "purge", "--removed-presets", "--dry-run", "--json", NULL);
-	expect_exit(&r, 0, "purge --removed-presets --dry-run");
+	th_expect_exit(&r, 0, "purge --removed-presets --dry-run");
 	jstrings(r.out.data, "keys", &got);
 	cr_assert_eq(strv_diff(&got, &want, "purge --removed-presets "
 	    "--dry-run"), 0);
 	th_run_release(&r);
 
 	run(&r, "purge", "--removed-presets", "--json", NULL);
-	expect_exit(&r, 0, "purge --removed-presets");
+	th_expect_exit(&r, 0, "purge --removed-presets");
 	cr_expect_eq(jnum(r.out.data, "deleted"), (long long)os.n + 1);
 	th_run_release(&r);
 	proxy_counts(&B.px, 0, &c);
@@ -2063,7 +2038,7 @@ Test(batch, plan_agrees_with_generate, .init = setup_s3)
 	counts_release(&c);
 
 	run(&r, "plan", "--json", NULL);
-	expect_exit(&r, 0, "plan");
+	th_expect_exit(&r, 0, "plan");
 	cr_expect_eq(jnum(r.out.data, "originals"), (long long)os.n + 4 - 2);
 	for (j = 0; j < NP3; j++)
 		for (i = 0; i < 5; i++) {
@@ -2095,7 +2070,7 @@ Test(batch, plan_agrees_with_generate, .init = setup_s3)
 	cr_expect_eq(plan[2][3], 0, "sq fresh");
 
 	run(&r, "generate", "--json", NULL);
-	expect_exit(&r, 0, "generate after plan");
+	th_expect_exit(&r, 0, "generate after plan");
 	for (j = 0; j < NP3; j++) {
 		long long gen;
 
@@ -2188,7 +2163,7 @@ dir_generate_base(const struct origs *os, const struct tpreset *v,
 		dir_write(os->v[i].rel, orig_data(&os->v[i]));
 	write_dir_config(v, np);
 	run(&r, "generate", "--json", NULL);
-	expect_exit(&r, 0, "generate (folder)");
+	th_expect_exit(&r, 0, "generate (folder)");
 	cr_assert_eq(jnum(r.out.data, "presets.small.generated"),
 	    (long long)os->n);
 	th_run_release(&r);
@@ -2343,7 +2318,7 @@ Test(batch, folder_second_generate_writes_nothing, .init = setup_dir)
 	dir_generate_base(&os, P3, NP3);
 	dir_snapshot(&b, &nb);
 	run(&r, "generate", "--json", NULL);
-	expect_exit(&r, 0, "second generate (folder)");
+	th_expect_exit(&r, 0, "second generate (folder)");
 	cr_expect_eq(jnum(r.out.data, "requests.put"), 0);
 	/* A file's ETag is no MD5: the stamps are read, nothing else. */
 	cr_expect_leq(jnum(r.out.data, "requests.get"), NP3);
@@ -2374,7 +2349,7 @@ Test(batch, folder_preset_change_rewrites_that_preset_only,
 	v[2].w = v[2].h = 50;
 	write_dir_config(v, NP3);
 	run(&r, "generate", "--json", NULL);
-	expect_exit(&r, 0, "generate after a width change (folder)");
+	th_expect_exit(&r, 0, "generate after a width change (folder)");
 	cr_expect_eq(jnum(r.out.data, "presets.sq.generated"),
 	    (long long)os.n);
 	cr_expect_eq(jnum(r.out.data, "presets.small.generated"), 0);
@@ -2411,7 +2386,7 @@ Test(batch, folder_purge_deletes_exactly_the_orphans, .init = setup_dir)
 	dir_snapshot(&b, &nb);
 
 	run(&r, "purge", "--dry-run", "--json", NULL);
-	expect_exit(&r, 0, "purge --dry-run (folder)");
+	th_expect_exit(&r, 0, "purge --dry-run (folder)");
 	jstrings(r.out.data, "keys", &got);
 	cr_assert_eq(strv_diff(&got, &want, "purge --dry-run (folder)"), 0);
 	th_run_release(&r);
@@ -2420,7 +2395,7 @@ Test(batch, folder_purge_deletes_exactly_the_orphans, .init = setup_dir)
 	dir_snapshot_free(a, na);
 
 	run(&r, "purge", "--json", NULL);
-	expect_exit(&r, 0, "purge (folder)");
+	th_expect_exit(&r, 0, "purge (folder)");
 	cr_expect_eq(jnum(r.out.data, "deleted"), 30);
 	th_run_release(&r);
 	dir_snapshot(&a, &na);
@@ -2484,7 +2459,7 @@ Test(batch, untagged_colours_are_kept, .init = setup_dir)
 		struct th_run r;
 
 		run(&r, "generate", NULL);
-		expect_exit(&r, 0, "generate (untagged colours)");
+		th_expect_exit(&r, 0, "generate (untagged colours)");
 		th_run_release(&r);
 	}
 	snprintf(path, sizeof(path), "%s/prew/sq/quad.png", B.root);
@@ -2538,7 +2513,7 @@ Test(batch, purge_deletes_a_control_character_orphan, .init = setup_s3)
 	write_s3_config(P3, 1);
 
 	run(&r, "purge", "--dry-run", "--json", NULL);
-	expect_exit(&r, 0, "purge --dry-run");
+	th_expect_exit(&r, 0, "purge --dry-run");
 	jstrings(r.out.data, "keys", &got);
 	cr_assert_eq(strv_diff(&got, &want, "purge --dry-run"), 0);
 	th_run_release(&r);
@@ -2553,7 +2528,7 @@ Test(batch, purge_deletes_a_control_character_orphan, .init = setup_s3)
 	    vis(key));
 	cr_expect_eq(left.n, 0);
 	objv_free(&left);
-	expect_exit(&r, 0, "purge");
+	th_expect_exit(&r, 0, "purge");
 	cr_expect_eq(jnum(r.out.data, "deleted"), 2);
 	th_run_release(&r);
 

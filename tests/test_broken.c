@@ -631,14 +631,6 @@ setup_dir(void)
 	buf_release(&b);
 }
 
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static void
 teardown(void)
 {
@@ -649,7 +641,7 @@ teardown(void)
 		s3_client_free(T.c);
 	}
 	if (T.root[0] != '\0')
-		nftw(T.root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		th_rmtree(T.root);
 	if (T.cfg != NULL) {
 		unlink(T.cfg);
 		free(T.cfg);

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 
 #include "preview/diff.h"
+#include "helpers.h"
 
 #define T0 1700000000	/* seconds: the originals' time */
 
@@ -64,10 +65,7 @@ record(void *arg, const struct diff_item *it)
 static void
 cleanup(void)
 {
-	char cmd[256];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	cr_assert(system(cmd) == 0);
+	th_rmtree(root);
 }
 
 static void

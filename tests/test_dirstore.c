@@ -19,26 +19,10 @@
 #include <unistd.h>
 
 #include "preview/store.h"
+#include "helpers.h"
 
 static char	 root[64];
 static char	 outside[64];
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		return rmdir(path);
-	return unlink(path);
-}
-
-static void
-rm_tree(const char *path)
-{
-	if (path[0] != '\0')
-		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static void
 setup(void)
@@ -54,8 +38,8 @@ teardown(void)
 {
 	/* A test may have made its folders read-only. */
 	chmod(root, 0755);
-	rm_tree(root);
-	rm_tree(outside);
+	th_rmtree(root);
+	th_rmtree(outside);
 }
 
 TestSuite(dirstore, .init = setup, .fini = teardown);

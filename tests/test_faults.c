@@ -454,15 +454,6 @@ write_cfg(const char *prefix, const char *endpoint, int retries,
 	return path;
 }
 
-static double
-now_s(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* generate -j 2 --json; returns how long it took. */
 static double
 generate(const char *cfg, struct th_run *r, struct gen_json *j)
@@ -470,10 +461,10 @@ generate(const char *cfg, struct th_run *r, struct gen_json *j)
 	const char	*args[] = { "-c", cfg, "generate", "-j", "2", "--json",
 			    NULL };
 	const char	*p, *req;
-	double		 t0 = now_s();
+	double		 t0 = th_now();
 
 	th_prewctl(r, args, NULL);
-	t0 = now_s() - t0;
+	t0 = th_now() - t0;
 	memset(j, 0, sizeof(*j));
 	cr_assert(r->out.len > 0 && r->out.data[0] == '{',
 	    "no JSON on stdout (exit %d); stderr: %.2000s", r->status,
@@ -498,14 +489,6 @@ generate(const char *cfg, struct th_run *r, struct gen_json *j)
 	return t0;
 }
 
-static void
-expect_exit(const struct th_run *r, int code, const char *what)
-{
-	cr_assert_eq(r->status, code, "%s: exit %d, expected %d; stderr: "
-	    "%.3000s\nstdout: %.1000s", what, r->status, code, r->err.data,
-	    r->out.data);
-}
-
 /*
  * The fault-free reference: n originals under a fresh prefix, previews
  * made through a proxy that injects nothing, kept in F.ref.
@@ -526,7 +509,7 @@ make_reference(int n)
 	px = fproxy_start(NULL);
 	cfg = write_cfg(prefix, px->endpoint, RETRIES, NULL);
 	generate(cfg, &r, &j);
-	expect_exit(&r, 0, "fault-free generate");
+	th_expect_exit(&r, 0, "fault-free generate");
 	cr_assert_eq(j.generated, (long long)n * NPRESET);
 	pstats_read(px, &ps);
 	cr_assert_eq(ps.faults, 0, "the fault-free proxy injected %lld "
@@ -591,7 +574,7 @@ wait_listening(const struct fproxy *px, int want)
 {
 	struct timespec	 ts = { 0, 20 * 1000000L };
 	struct pstats	 ps;
-	double		 deadline = now_s() + 20;
+	double		 deadline = th_now() + 20;
 
 	for (;;) {
 		pstats_read(px, &ps);
@@ -600,7 +583,7 @@ wait_listening(const struct fproxy *px, int want)
 			return;
 		}
 		pstats_release(&ps);
-		cr_assert(now_s() < deadline, "the proxy did not go %s in "
+		cr_assert(th_now() < deadline, "the proxy did not go %s in "
 		    "20 s", want ? "up" : "down");
 		nanosleep(&ts, NULL);
 	}
@@ -679,7 +662,7 @@ faulty_run(int n, const char *const *opts, const char *cfg_extra,
 	    secs, ps->req_total, ps->req_list, ps->req_get, ps->req_put,
 	    ps->faults, ps->slowdown, ps->internal, ps->reset,
 	    ps->reset_fresh, ps->cut, ps->stall, j->retries);
-	expect_exit(&r, 0, "generate through the faults");
+	th_expect_exit(&r, 0, "generate through the faults");
 	cr_assert(j->no_failures, "failures reported: %.2000s", r.out.data);
 	cr_assert_eq(j->generated, (long long)n * NPRESET);
 	/*
@@ -814,7 +797,7 @@ Test(faults, outage_stops_with_exit_3_and_next_run_completes)
 	cr_log_info("outage run: exit %d in %.1f s, %lld previews, %lld "
 	    "retries; proxy: %lld requests, %lld refused", r.status, secs,
 	    j.generated, j.retries, ps.req_total, ps.refused);
-	expect_exit(&r, 3, "generate while the endpoint dies");
+	th_expect_exit(&r, 3, "generate while the endpoint dies");
 	/* Generous: it must not hang, nor retry for ever. */
 	cr_assert_lt(secs, 120.0, "the outage run took %.0f s", secs);
 	cr_assert(strstr(r.err.data, "storage failed") != NULL ||
@@ -847,7 +830,7 @@ Test(faults, outage_stops_with_exit_3_and_next_run_completes)
 	kill(px->pid, SIGUSR1);
 	wait_listening(px, 1);
 	generate(cfg, &r, &j);
-	expect_exit(&r, 0, "generate after the outage");
+	th_expect_exit(&r, 0, "generate after the outage");
 	cr_assert(j.no_failures);
 	cr_assert_eq(j.generated, nmissing, "the second run made %lld "
 	    "previews; %d were missing", j.generated, nmissing);

@@ -84,15 +84,6 @@ struct run {
 	struct buf	 err;
 };
 
-static double
-now_s(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 pause_ms(long ms)
 {
@@ -190,7 +181,7 @@ static int
 reap(pid_t pid, double limit, struct rusage *ru, const char *what)
 {
 	struct rusage	 dummy;
-	double		 deadline = now_s() + limit;
+	double		 deadline = th_now() + limit;
 	pid_t		 r;
 	int		 st;
 
@@ -202,7 +193,7 @@ reap(pid_t pid, double limit, struct rusage *ru, const char *what)
 			break;
 		cr_assert(r == 0 || errno == EINTR, "wait4: %s",
 		    strerror(errno));
-		if (now_s() > deadline) {
+		if (th_now() > deadline) {
 			kill(pid, SIGKILL);
 			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 				;
@@ -239,13 +230,13 @@ run_env(struct run *r, double limit, const char *const *extra,
 {
 	struct rusage	 ru;
 	const char	*out = tmp_path("out"), *err = tmp_path("err");
-	double		 t0 = now_s();
+	double		 t0 = th_now();
 	pid_t		 pid;
 
 	memset(r, 0, sizeof(*r));
 	pid = spawn_prewctl(args, extra, out, err);
 	r->status = reap(pid, limit, &ru, args[2] != NULL ? args[2] : "run");
-	r->secs = now_s() - t0;
+	r->secs = th_now() - t0;
 	r->maxrss_kb = ru.ru_maxrss;
 	run_collect(r, out, err);
 }
@@ -285,12 +276,12 @@ server_start(const char *const *args)
 	    environ) == 0, "cannot run %s", HOSTILE);
 	posix_spawn_file_actions_destroy(&fa);
 	close(p[1]);
-	deadline = now_s() + 30;
+	deadline = th_now() + 30;
 	while (n < sizeof(line) - 1 && memchr(line, '\n', n) == NULL) {
 		struct pollfd	pf = { p[0], POLLIN, 0 };
 		ssize_t		got;
 
-		cr_assert(now_s() < deadline, "%s did not start", HOSTILE);
+		cr_assert(th_now() < deadline, "%s did not start", HOSTILE);
 		if (poll(&pf, 1, 1000) <= 0)
 			continue;
 		got = read(p[0], line + n, sizeof(line) - 1 - n);
@@ -660,14 +651,6 @@ setup_dir(void)
 	cr_assert_not_null(mkdtemp(H.root));
 }
 
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static void
 teardown(void)
 {
@@ -677,9 +660,9 @@ teardown(void)
 		s3_client_free(H.c);
 	}
 	if (H.tmp[0] != '\0')
-		nftw(H.tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		th_rmtree(H.tmp);
 	if (H.root[0] != '\0')
-		nftw(H.root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		th_rmtree(H.root);
 }
 
 TestSuite(hardening, .init = setup, .fini = teardown, .timeout = 600);
@@ -791,7 +774,7 @@ Test(hardening, listing_no_token)
 static void
 wait_for_previews(pid_t pid, size_t want, int folder)
 {
-	double	deadline = now_s() + 120;
+	double	deadline = th_now() + 120;
 	size_t	n;
 	int	st;
 
@@ -806,7 +789,7 @@ wait_for_previews(pid_t pid, size_t want, int folder)
 			return;
 		cr_assert(waitpid(pid, &st, WNOHANG) == 0, "generate ended "
 		    "before it could be interrupted");
-		if (now_s() > deadline) {
+		if (th_now() > deadline) {
 			kill(pid, SIGKILL);
 			cr_assert_fail("no preview within 120 s");
 		}
@@ -830,9 +813,9 @@ interrupt(const char *cfg, int folder, int sig1, int sig2, struct run *r,
 	cr_assert(kill(pid, sig1) == 0);
 	if (sig2 != 0)
 		cr_assert(kill(pid, sig2) == 0);
-	t = now_s();
+	t = th_now();
 	r->status = reap(pid, RUN_LIMIT, NULL, "interrupted generate");
-	*after_last = now_s() - t;
+	*after_last = th_now() - t;
 	run_collect(r, out, err);
 	cr_log_info("exit %d, %.2f s after the last signal\nstdout: %s\n"
 	    "stderr: %s", r->status, *after_last, r->out.data, r->err.data);

@@ -94,15 +94,6 @@ static struct obj	 objs[NOBJ];
 static char		 prefix[256];
 static struct s3_client	*clients[NTHREADS];
 
-static double
-now_s(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 md5_hex(const void *p, size_t n, char out[33])
 {
@@ -729,7 +720,7 @@ Test(rgw, objects, .fini = cleanup)
 	size_t			 i;
 	int			 k;
 
-	t0 = now_s();
+	t0 = th_now();
 	snprintf(prefix, sizeof(prefix), "%s", th_prefix("rgw"));
 	make_objects();
 	for (i = 0; i < NOBJ; i++)
@@ -746,18 +737,18 @@ Test(rgw, objects, .fini = cleanup)
 		clients[k] = th_client();
 
 	run_pool(0, "put");
-	t1 = now_s();
+	t1 = th_now();
 	check_full_listing(clients[0]);
 	check_start_after(clients[0]);
 	check_delimiter(clients[0]);
-	t2 = now_s();
+	t2 = th_now();
 	run_pool(1, "get");
-	t3 = now_s();
+	t3 = th_now();
 	check_heads(clients[0]);
 	check_errors(clients[0]);
-	t4 = now_s();
+	t4 = th_now();
 	delete_all(clients[0]);
-	t5 = now_s();
+	t5 = th_now();
 
 	cr_log_info("rgw objects: %d objects, put %.1fs, list %.1fs, "
 	    "get %.1fs, head+errors %.1fs, delete %.1fs, total %.1fs", NOBJ,
@@ -769,10 +760,10 @@ static double
 plan(struct th_run *r, const char *cfg, const char *const *extra)
 {
 	const char *const	 args[] = { "-c", cfg, "plan", NULL };
-	double			 t0 = now_s();
+	double			 t0 = th_now();
 
 	th_prewctl(r, args, extra);
-	return now_s() - t0;
+	return th_now() - t0;
 }
 
 Test(rgw, wrong_secret)
