@@ -214,6 +214,16 @@ th_read_file(const char *path, struct buf *b)
 	fclose(f);
 }
 
+char *
+th_slurp(const char *path, size_t *len)
+{
+	struct buf	b;
+
+	buf_init(&b, BUF_NOMAX);
+	th_read_file(path, &b);
+	return buf_detach(&b, len);
+}
+
 void
 th_put_file(struct s3_client *c, const char *key, const char *path)
 {

@@ -57,6 +57,8 @@ void		 th_expect_exit(const struct th_run *r, int code,
 
 /* Read a whole local file into b; asserts on failure. */
 void		 th_read_file(const char *path, struct buf *b);
+/* A whole local file in a new NUL-terminated string; asserts on failure. */
+char		*th_slurp(const char *path, size_t *len);
 /* PUT a local file as key; asserts on failure. */
 void		 th_put_file(struct s3_client *, const char *key,
 		    const char *path);

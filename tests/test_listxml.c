@@ -13,6 +13,9 @@
 #include <criterion/criterion.h>
 
 #include "s3/listxml.h"
+#include "helpers.h"
+
+#define DATA "tests/data/listxml/"
 
 #define MAXE 16
 
@@ -56,31 +59,6 @@ got_prefix(void *arg, const char *p)
 	memcpy(g->prefix[g->np], p, strlen(p) + 1);
 	g->np++;
 	return g->stop_at != 0 && g->calls == g->stop_at;
-}
-
-static char *
-slurp(const char *name, size_t *len)
-{
-	char	 path[256];
-	FILE	*f;
-	char	*p;
-	long	 n;
-
-	cr_assert_lt((size_t)snprintf(path, sizeof(path),
-	    "tests/data/listxml/%s", name), sizeof(path));
-	f = fopen(path, "rb");
-	cr_assert_not_null(f, "cannot open %s", path);
-	cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	cr_assert_geq(n, 0);
-	rewind(f);
-	p = malloc((size_t)n + 1);
-	cr_assert_not_null(p);
-	cr_assert_eq(fread(p, 1, (size_t)n, f), (size_t)n);
-	p[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return p;
 }
 
 /* Feed body in pieces of step bytes (0: whole), then finish. */
@@ -168,7 +146,7 @@ Test(listxml, rgw_url_encoded_page)
 	struct got		 g = { 0 };
 	struct listxml_result	 res;
 	size_t			 len;
-	char			*body = slurp("rgw-url-all.xml", &len);
+	char			*body = th_slurp(DATA "rgw-url-all.xml", &len);
 	char			 msg[160] = "";
 
 	cr_assert_eq(parse(body, len, 0, &g, &res, msg, sizeof(msg)), S3_OK,
@@ -186,7 +164,7 @@ Test(listxml, rgw_raw_page_matches_url_page)
 	struct got		 g = { 0 };
 	struct listxml_result	 res;
 	size_t			 len;
-	char			*body = slurp("rgw-raw-all.xml", &len);
+	char			*body = th_slurp(DATA "rgw-raw-all.xml", &len);
 	char			 msg[160] = "";
 
 	cr_assert_eq(parse(body, len, 0, &g, &res, msg, sizeof(msg)), S3_OK,
@@ -206,12 +184,14 @@ Test(listxml, one_byte_at_a_time)
 	size_t			 i, len;
 	int			 j;
 	char			*body;
-	char			 msg[160] = "";
+	char			 msg[160] = "", path[256];
 
 	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		memset(&whole, 0, sizeof(whole));
 		memset(&bytes, 0, sizeof(bytes));
-		body = slurp(files[i], &len);
+		cr_assert_lt((size_t)snprintf(path, sizeof(path),
+		    "tests/data/listxml/%s", files[i]), sizeof(path));
+		body = th_slurp(path, &len);
 		cr_assert_eq(parse(body, len, 0, &whole, &r1, msg,
 		    sizeof(msg)), S3_OK, "%s: %s", files[i], msg);
 		cr_assert_eq(parse(body, len, 1, &bytes, &r2, msg,
@@ -244,7 +224,7 @@ Test(listxml, one_byte_rgw_values)
 	struct got		 g = { 0 };
 	struct listxml_result	 res;
 	size_t			 len;
-	char			*body = slurp("rgw-url-all.xml", &len);
+	char			*body = th_slurp(DATA "rgw-url-all.xml", &len);
 	char			 msg[160] = "";
 
 	cr_assert_eq(parse(body, len, 1, &g, &res, msg, sizeof(msg)), S3_OK,
@@ -258,7 +238,8 @@ Test(listxml, rgw_common_prefixes)
 	struct got		 g = { 0 };
 	struct listxml_result	 res;
 	size_t			 len;
-	char			*body = slurp("rgw-url-delimiter.xml", &len);
+	char			*body =
+	    th_slurp(DATA "rgw-url-delimiter.xml", &len);
 	char			 msg[160] = "";
 
 	cr_assert_eq(parse(body, len, 7, &g, &res, msg, sizeof(msg)), S3_OK,
@@ -279,7 +260,8 @@ Test(listxml, rgw_truncated_with_token)
 	struct got		 g = { 0 };
 	struct listxml_result	 res;
 	size_t			 len;
-	char			*body = slurp("rgw-url-truncated.xml", &len);
+	char			*body =
+	    th_slurp(DATA "rgw-url-truncated.xml", &len);
 	char			 msg[160] = "";
 
 	cr_assert_eq(parse(body, len, 0, &g, &res, msg, sizeof(msg)), S3_OK,
@@ -293,7 +275,7 @@ Test(listxml, rgw_truncated_with_token)
 	free(body);
 
 	memset(&g, 0, sizeof(g));
-	body = slurp("rgw-url-last.xml", &len);
+	body = th_slurp(DATA "rgw-url-last.xml", &len);
 	cr_assert_eq(parse(body, len, 0, &g, &res, msg, sizeof(msg)), S3_OK,
 	    "%s", msg);
 	cr_expect_eq(g.n, 5);
@@ -308,7 +290,7 @@ Test(listxml, aws_page)
 	struct got		 g = { 0 };
 	struct listxml_result	 res;
 	size_t			 len;
-	char			*body = slurp("aws-page.xml", &len);
+	char			*body = th_slurp(DATA "aws-page.xml", &len);
 	char			 msg[160] = "";
 
 	cr_assert_eq(parse(body, len, 0, &g, &res, msg, sizeof(msg)), S3_OK,
@@ -338,7 +320,7 @@ Test(listxml, aws_url_plus_is_space)
 	struct got		 g = { 0 };
 	struct listxml_result	 res;
 	size_t			 len;
-	char			*body = slurp("aws-url-page.xml", &len);
+	char			*body = th_slurp(DATA "aws-url-page.xml", &len);
 	char			 msg[160] = "";
 
 	cr_assert_eq(parse(body, len, 0, &g, &res, msg, sizeof(msg)), S3_OK,
@@ -539,7 +521,7 @@ Test(listxml, callback_cancels)
 	struct listxml_result	 res;
 	struct listxml		*lx;
 	size_t			 len;
-	char			*body = slurp("rgw-url-all.xml", &len);
+	char			*body = th_slurp(DATA "rgw-url-all.xml", &len);
 
 	g.stop_at = 2;
 	lx = listxml_new(got_object, got_prefix, &g);
@@ -557,7 +539,7 @@ Test(listxml, prefix_callback_cancels)
 {
 	struct got	 g = { 0 };
 	size_t		 len;
-	char		*body = slurp("rgw-url-delimiter.xml", &len);
+	char		*body = th_slurp(DATA "rgw-url-delimiter.xml", &len);
 	struct listxml_result	 res;
 
 	g.stop_at = 1;
@@ -619,7 +601,8 @@ Test(listxml, null_callbacks_count_entries)
 	struct listxml		*lx;
 	struct listxml_result	 res;
 	size_t			 len;
-	char			*body = slurp("rgw-url-delimiter.xml", &len);
+	char			*body =
+	    th_slurp(DATA "rgw-url-delimiter.xml", &len);
 
 	lx = listxml_new(NULL, NULL, NULL);
 	cr_assert_not_null(lx);

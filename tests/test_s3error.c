@@ -9,36 +9,14 @@
 #include <criterion/criterion.h>
 
 #include "s3/s3.h"
+#include "helpers.h"
+
+#define DATA "tests/data/listxml/"
 
 TestSuite(s3error);
 
 #define SET(dst, s) cr_assert_lt((size_t)snprintf((dst), sizeof(dst), "%s", \
 	(s)), sizeof(dst))
-
-static char *
-slurp(const char *name, size_t *len)
-{
-	char	 path[256];
-	FILE	*f;
-	char	*p;
-	long	 n;
-
-	cr_assert_lt((size_t)snprintf(path, sizeof(path),
-	    "tests/data/listxml/%s", name), sizeof(path));
-	f = fopen(path, "rb");
-	cr_assert_not_null(f, "cannot open %s", path);
-	cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	cr_assert_geq(n, 0);
-	rewind(f);
-	p = malloc((size_t)n + 1);
-	cr_assert_not_null(p);
-	cr_assert_eq(fread(p, 1, (size_t)n, f), (size_t)n);
-	p[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return p;
-}
 
 Test(s3error, strerror_every_status)
 {
@@ -74,7 +52,7 @@ Test(s3error, rgw_empty_message)
 {
 	struct s3_error	 e;
 	size_t		 len;
-	char		*body = slurp("rgw-error-signature.xml", &len);
+	char		*body = th_slurp(DATA "rgw-error-signature.xml", &len);
 
 	s3_error_clear(&e);
 	e.http_status = 403;
@@ -87,7 +65,7 @@ Test(s3error, rgw_empty_message)
 	cr_expect_eq(e.http_status, 403);
 	free(body);
 
-	body = slurp("rgw-error-nosuchkey.xml", &len);
+	body = th_slurp(DATA "rgw-error-nosuchkey.xml", &len);
 	cr_assert_eq(s3_parse_error(body, len, &e), S3_OK);
 	cr_expect_str_eq(e.code, "NoSuchKey");
 	cr_expect_str_empty(e.message);
