@@ -52,7 +52,7 @@ void	 cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	 cmd_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "usage: prewctl NAME USAGE" on stderr (or stdout for --help). */
 void	 cmd_usage(const struct cmd_entry *, FILE *);
-/* Flush stdout and check it; EXIT_USAGE... no: returns code or 2 on error. */
+/* Flush stdout and check it: code, or 1 when the output was lost. */
 int	 cmd_finish(int code);
 /* Write s as a JSON string, quotes included. */
 void	 json_string(FILE *, const char *s);

@@ -38,7 +38,7 @@ struct gen {
 	int			 verbose;
 	uint64_t		 jobs;		/* queued */
 	uint64_t		 done;		/* results reported */
-	uint64_t		 todo;		/* results expected */
+	_Atomic uint64_t	 todo;		/* results expected */
 	uint64_t		 nfailed;
 	struct timespec		 start, last_progress;
 };
@@ -56,7 +56,8 @@ elapsed(const struct timespec *since)
 static void
 gen_progress(struct gen *g, int final)
 {
-	double	t, rate, eta;
+	double		t, rate, eta;
+	uint64_t	todo;
 
 	if (!g->progress)
 		return;
@@ -65,10 +66,11 @@ gen_progress(struct gen *g, int final)
 	clock_gettime(CLOCK_MONOTONIC, &g->last_progress);
 	t = elapsed(&g->start);
 	rate = t > 0 ? (double)g->done / t : 0;
-	eta = rate > 0 ? (double)(g->todo - g->done) / rate : 0;
+	todo = g->todo;
+	eta = rate > 0 ? (double)(todo - g->done) / rate : 0;
 	fprintf(stderr, "\r%llu/%llu previews, %.1f/s, ETA %d:%02d, "
 	    "%llu failed ", (unsigned long long)g->done,
-	    (unsigned long long)g->todo, rate, (int)eta / 60, (int)eta % 60,
+	    (unsigned long long)todo, rate, (int)eta / 60, (int)eta % 60,
 	    (unsigned long long)g->nfailed);
 	if (final)
 		fputc('\n', stderr);
@@ -294,7 +296,7 @@ cmd_generate_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	memset(&res, 0, sizeof(res));
 	memset(&reqs, 0, sizeof(reqs));
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	jobs = ncpu > 0 ? ncpu : 1;
+	jobs = ncpu > 0 ? (ncpu < 256 ? ncpu : 256) : 1;
 	if ((names = calloc((size_t)argc, sizeof(*names))) == NULL)
 		return EXIT_USAGE;
 	while ((ch = getopt_long(argc, argv, "fj:n", longopts, NULL)) != -1) {
@@ -399,9 +401,15 @@ cmd_generate_exec(struct cmd_ctx *ctx, int argc, char **argv)
 		}
 	}
 	st = diff_run(&cd.params, gen_item, &g, &res, &err);
+	if (st == S3_ECANCELLED && !cmd_interrupted &&
+	    (g.work == NULL || !work_stopped(g.work))) {
+		/* Neither a signal nor the pool: a job could not be made. */
+		cmd_error("stopped: out of memory");
+		st = S3_ENOMEM;
+	}
 	if (g.work != NULL) {
-		if (st == S3_ECANCELLED && work_stopped(g.work))
-			st = S3_OK;	/* the pool said why */
+		if (st == S3_ECANCELLED)
+			st = S3_OK;	/* the pool or the signal says why */
 		work_finish(g.work, &reqs, &storage_failed);
 		g.work = NULL;
 	}
@@ -409,7 +417,9 @@ cmd_generate_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	code = EXIT_DONE;
 	if (g.nfailed > 0)
 		code = EXIT_SOME_FAILED;
-	if (st != S3_OK && st != S3_ECANCELLED) {
+	if (st == S3_ENOMEM)
+		code = EXIT_STORAGE;
+	else if (st != S3_OK && st != S3_ECANCELLED) {
 		cmd_storage_error("cannot list", res.failed_prefix, st, &err);
 		code = cmd_storage_exit(st);
 	}

@@ -259,6 +259,13 @@ cmd_purge_exec(struct cmd_ctx *ctx, int argc, char **argv)
 	s3_stats_add(&res.requests, &rr.requests);
 
 	code = rr.failed > 0 ? EXIT_SOME_FAILED : EXIT_DONE;
+	if (rr.status != S3_OK) {
+		cmd_storage_error("stopped deleting", ctx->cfg.previews,
+		    rr.status, &rr.err);
+		cmd_error("%llu keys were not tried",
+		    (unsigned long long)(p.count - rr.deleted - rr.failed));
+		code = cmd_storage_exit(rr.status);
+	}
 	if (listing_failed)	/* --force deleted what it found; say so */
 		code = EXIT_STORAGE;
 	code = cmd_exit_code(code);

@@ -63,6 +63,16 @@ key_failed(void *arg, const char *key, const char *code, const char *msg)
 	pthread_mutex_unlock(&r->mtx);
 }
 
+/* The first whole failure stops every thread; called with mtx held. */
+static void
+stop(struct remover *r, enum s3_status st, const char *why)
+{
+	if (r->res->status != S3_OK)
+		return;
+	r->res->status = st;
+	snprintf(r->res->err.message, sizeof(r->res->err.message), "%s", why);
+}
+
 static void *
 remover_main(void *arg)
 {
@@ -80,8 +90,12 @@ remover_main(void *arg)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	if ((conn = store_conn_new(r->store)) == NULL)
+	if ((conn = store_conn_new(r->store)) == NULL) {
+		pthread_mutex_lock(&r->mtx);
+		stop(r, S3_ENOMEM, "cannot open a connection");
+		pthread_mutex_unlock(&r->mtx);
 		return NULL;
+	}
 	store_conn_set_cancel(conn, r->cancel);
 	buf_init(&keys, BUF_NOMAX);
 	buf_init(&one, BUF_NOMAX);
@@ -96,10 +110,15 @@ remover_main(void *arg)
 
 			if (rc <= 0) {
 				r->eof = 1;
+				if (rc < 0)
+					stop(r, S3_ENOMEM, "cannot read the "
+					    "spool of keys to delete");
 				break;
 			}
-			if (buf_add(&keys, one.data, one.len + 1) != 0)
+			if (buf_add(&keys, one.data, one.len + 1) != 0) {
+				stop(r, S3_ENOMEM, "out of memory");
 				break;
+			}
 			n++;
 		}
 		pthread_mutex_unlock(&r->mtx);
@@ -116,6 +135,7 @@ remover_main(void *arg)
 			/* key_failed counted the failures of this batch. */
 			r->res->deleted += n - b.failed;
 		} else {
+			/* No key of the batch was reported: all failed. */
 			s3_error_text(st, &err, why, sizeof(why));
 			for (i = 0; i < n; i++)
 				r->errfn(r->arg, v[i], why);
@@ -159,7 +179,8 @@ remove_spool(struct store *store, FILE *spool, int nthreads,
 		nthreads = 1;
 	if ((t = calloc((size_t)nthreads, sizeof(*t))) != NULL)
 		for (i = 0; i < nthreads; i++)
-			if (pthread_create(&t[i], NULL, remover_main, &r) == 0)
+			if (pthread_create(&t[started], NULL, remover_main,
+			    &r) == 0)
 				started++;
 	if (started == 0) {
 		res->status = S3_ENOMEM;

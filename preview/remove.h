@@ -19,6 +19,10 @@ int		 spool_add(FILE *, const char *key);
 /* The next key into b; 1 with a key, 0 at the end, -1 on error. */
 int		 spool_next(FILE *, struct buf *b);
 
+/*
+ * After a whole-request failure (status) no more batches are sent: keys
+ * neither deleted nor failed were not tried.
+ */
 struct remove_result {
 	uint64_t	 deleted;
 	uint64_t	 failed;

@@ -72,6 +72,30 @@ report(struct work *w, const struct work_result *r)
 	pthread_mutex_unlock(&w->report_mtx);
 }
 
+/*
+ * Whether a failed request says the storage is failing (unreachable,
+ * refusing us, erring) rather than this one object being bad: only those
+ * count towards stopping the run.
+ */
+static int
+storage_fault(enum s3_status st, const struct s3_error *err)
+{
+	switch (st) {
+	case S3_ECONNECT:
+	case S3_ETIMEOUT:
+	case S3_ENETWORK:
+	case S3_ETLS:
+	case S3_ESHORT:
+	case S3_ECREDS:
+		return 1;
+	case S3_ESERVER:
+		return err->http_status == 0 || err->http_status >= 500 ||
+		    err->http_status == 401 || err->http_status == 403;
+	default:
+		return 0;
+	}
+}
+
 /* Count storage failures in a row; too many stops the pool. */
 static void
 note_storage(struct work *w, int failed)
@@ -169,11 +193,10 @@ render_job(struct work *w, struct store_conn *conn, struct job *j,
 		goto fail;
 	}
 	st = store_get(conn, j->key, w->p.limits.max_bytes, in, &err);
-	note_storage(w, st != S3_OK && st != S3_ETOOBIG &&
-	    st != S3_ENOTFOUND);
+	note_storage(w, st != S3_OK && storage_fault(st, &err));
 	if (st != S3_OK) {
 		s3_error_text(st, &err, msg, sizeof(msg));
-		fail_job(w, j, msg, st != S3_ETOOBIG && st != S3_ENOTFOUND);
+		fail_job(w, j, msg, storage_fault(st, &err));
 		goto fail;
 	}
 	if (render_image(in->data, in->len, ps, r->n, &w->p.limits, r->outs,
@@ -203,13 +226,24 @@ upload(struct work *w, struct store_conn *conn, struct rendered *r)
 
 	buf_init(&key, BUF_NOMAX);
 	clean_etag(j->etag, etag, sizeof(etag));
-	for (i = 0; i < r->n && !work_stopped(w); i++) {
+	for (i = 0; i < r->n; i++) {
 		p = r->idx[i];
+		memset(&res, 0, sizeof(res));
+		res.key = j->key;
+		res.preset = p;
 		buf_reset(&key);
 		if (buf_addf(&key, "%s%s/%s", w->p.previews,
 		    w->p.presets[p]->name, j->rel) != 0) {
-			fail_job(w, j, "out of memory", 0);
-			break;
+			res.error = "out of memory";
+			report(w, &res);
+			continue;
+		}
+		res.preview = key.data;
+		if (work_stopped(w)) {
+			res.storage = 1;
+			res.error = "not written: the run stopped";
+			report(w, &res);
+			continue;
 		}
 		meta[0] = (struct s3_meta){ "prewctl-source-etag", etag };
 		meta[1] = (struct s3_meta){ "prewctl-preset",
@@ -218,13 +252,9 @@ upload(struct work *w, struct store_conn *conn, struct rendered *r)
 		    w->p.cache_control, w->p.acl, meta, 2 };
 		st = store_put(conn, key.data, r->outs[i].data.data,
 		    r->outs[i].data.len, &po, &err);
-		note_storage(w, st != S3_OK);
-		memset(&res, 0, sizeof(res));
-		res.key = j->key;
-		res.preview = key.data;
-		res.preset = p;
+		res.storage = st != S3_OK && storage_fault(st, &err);
+		note_storage(w, res.storage);
 		res.ok = st == S3_OK;
-		res.storage = st != S3_OK;
 		res.bytes = r->outs[i].data.len;
 		if (st != S3_OK) {
 			s3_error_text(st, &err, msg, sizeof(msg));

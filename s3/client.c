@@ -1084,6 +1084,11 @@ xml_safe(const char *s)
 	return 1;
 }
 
+/*
+ * The batch goes first: if it fails as a whole, no key has been reported
+ * yet and the caller may count them all as failed. Keys XML cannot carry
+ * follow one by one, each failure reported through cb.
+ */
 enum s3_status
 s3_delete_many(struct s3_client *c, const char *const *keys, size_t n,
     s3_delete_err_cb cb, void *arg, struct s3_error *err)
@@ -1109,52 +1114,52 @@ s3_delete_many(struct s3_client *c, const char *const *keys, size_t n,
 	    "<Quiet>true</Quiet>") != 0)
 		goto out;
 	for (i = 0; i < n; i++) {
-		if (!xml_safe(keys[i])) {
-			st = s3_delete(c, keys[i], &kerr);
-			if (st != S3_OK) {
-				nerr++;
-				if (cb != NULL)
-					cb(arg, keys[i], kerr.code, s3_error_text(
-					    st, &kerr, msg, sizeof(msg)));
-			}
+		if (!xml_safe(keys[i]))
 			continue;
-		}
 		if (buf_addstr(&body, "<Object><Key>") != 0 ||
 		    xml_escape(&body, keys[i]) != 0 ||
 		    buf_addstr(&body, "</Key></Object>") != 0)
 			goto out;
 		nbatch++;
 	}
-	st = S3_OK;
-	if (nbatch == 0)
-		goto out;
-	st = S3_ENOMEM;
-	if (buf_addstr(&body, "</Delete>") != 0)
-		goto out;
-	sigv4_md5_base64(body.data, body.len, md5);
-
-	g.out = &resp;
-	g.max = DELETE_BODY_MAX;
-	memset(&q, 0, sizeof(q));
-	q.method = "POST";
-	q.query = "delete=";
-	q.body = body.data;
-	q.body_len = body.len;
-	q.content_md5 = md5;
-	q.content_type = "application/xml";
-	q.sink = get_sink;
-	q.sink_arg = &g;
-	q.restart = get_restart;
-	q.counter = &c->stats.del;
-	if ((st = s3_request(c, &q, err)) != S3_OK)
-		goto out;
-	nerr += delete_result(resp.data, resp.len, cb, arg, &st);
-	if (st != S3_OK)
-		snprintf(err->message, sizeof(err->message),
-		    "malformed DeleteObjects result");
+	if (nbatch > 0) {
+		if (buf_addstr(&body, "</Delete>") != 0)
+			goto out;
+		sigv4_md5_base64(body.data, body.len, md5);
+		g.out = &resp;
+		g.max = DELETE_BODY_MAX;
+		memset(&q, 0, sizeof(q));
+		q.method = "POST";
+		q.query = "delete=";
+		q.body = body.data;
+		q.body_len = body.len;
+		q.content_md5 = md5;
+		q.content_type = "application/xml";
+		q.sink = get_sink;
+		q.sink_arg = &g;
+		q.restart = get_restart;
+		q.counter = &c->stats.del;
+		if ((st = s3_request(c, &q, err)) != S3_OK)
+			goto out;
+		nerr = delete_result(resp.data, resp.len, cb, arg, &st);
+		if (st != S3_OK) {
+			snprintf(err->message, sizeof(err->message),
+			    "malformed DeleteObjects result");
+			goto out;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (xml_safe(keys[i]))
+			continue;
+		if ((st = s3_delete(c, keys[i], &kerr)) != S3_OK) {
+			nerr++;
+			if (cb != NULL)
+				cb(arg, keys[i], kerr.code, s3_error_text(st,
+				    &kerr, msg, sizeof(msg)));
+		}
+	}
+	st = nerr > 0 ? S3_EPARTIAL : S3_OK;
 out:
-	if (st == S3_OK && nerr > 0)
-		st = S3_EPARTIAL;
 	buf_release(&body);
 	buf_release(&resp);
 	return st;

@@ -1215,3 +1215,74 @@ Test(hardening, purge_max_delete)
 	cr_expect_eq(th_count(H.c, prew_prefix("small")), 2);
 	cr_expect_eq(th_count(H.c, prew_prefix("mid")), 2);
 }
+
+/*
+ * A bad item is not a storage failure: originals whose preview keys are
+ * too long (over S3's 1024 bytes, which the folder backend refuses too),
+ * eleven presets each, so more than ten PUTs fail in a row, are reported
+ * one by one, the good one is still made, and the run exits 1, not 3
+ * ("storage failed ten times in a row").
+ */
+Test(hardening, bad_keys_in_a_row_do_not_stop_the_run)
+{
+	char		 root[] = "/tmp/prewctl-badkeys-XXXXXX";
+	char		 name[1100], path[1300], *cfg;
+	const char	*args[4];
+	struct buf	 img, text;
+	struct th_run	 r;
+	int		 i;
+	FILE		*f;
+
+	cr_assert_not_null(mkdtemp(root));
+	buf_init(&img, BUF_NOMAX);
+	th_read_file("tests/data/render/icc-a98-small.jpg", &img);
+	snprintf(path, sizeof(path), "%s/photo", root);
+	cr_assert(mkdir(path, 0755) == 0);
+	/* photo/<1014 bytes> is a valid key; previews-.../s/<...> is not. */
+	for (i = 0; i < 12; i++) {
+		memset(name, 'a' + i, 1010);
+		memcpy(name + 1010, ".jpg", 5);
+		snprintf(path, sizeof(path), "%s/photo/%s", root, name);
+		/* NAME_MAX is 255: split the name into folders. */
+		for (size_t k = 250; k < 1010; k += 251)
+			path[strlen(root) + 7 + k] = '/';
+		for (char *s = strchr(path + strlen(root) + 7, '/'); s != NULL;
+		    s = strchr(s + 1, '/')) {
+			*s = '\0';
+			mkdir(path, 0755);
+			*s = '/';
+		}
+		cr_assert_not_null(f = fopen(path, "wb"), "%s", path);
+		cr_assert_eq(fwrite(img.data, 1, img.len, f), img.len);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/photo/zz-good.jpg", root);
+	cr_assert_not_null(f = fopen(path, "wb"));
+	cr_assert_eq(fwrite(img.data, 1, img.len, f), img.len);
+	fclose(f);
+
+	buf_init(&text, BUF_NOMAX);
+	cr_assert(buf_addf(&text, "[storage]\ndirectory = %s\nsource = photo/\n"
+	    "previews = previews-under-a-long-name/\n[preset s]\nwidth = 32\n",
+	    root) == 0);
+	for (i = 1; i < 11; i++)
+		cr_assert(buf_addf(&text, "[preset s%d]\nwidth = %d\n", i,
+		    32 + i) == 0);
+	cfg = th_write_temp(text.data);
+	args[0] = "-c";
+	args[1] = cfg;
+	args[2] = "generate";
+	args[3] = NULL;
+	th_prewctl(&r, args, NULL);
+	th_expect_exit(&r, 1, "generate over twelve bad keys and a good one");
+	cr_assert_null(strstr(r.err.data, "in a row"), "%s", r.err.data);
+	snprintf(path, sizeof(path),
+	    "%s/previews-under-a-long-name/s/zz-good.jpg", root);
+	cr_assert(access(path, F_OK) == 0, "the good original got no preview");
+	th_run_release(&r);
+	buf_release(&img);
+	buf_release(&text);
+	unlink(cfg);
+	free(cfg);
+	th_rmtree(root);
+}
