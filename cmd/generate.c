@@ -327,16 +327,11 @@ cmd_generate_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			g.json = 1;
 			break;
 		default:
-			cmd_usage(&cmd_generate_entry, stderr);
-			free(names);
-			return EXIT_USAGE;
+			goto usage;
 		}
 	}
-	if (optind != argc) {
-		cmd_usage(&cmd_generate_entry, stderr);
-		free(names);
-		return EXIT_USAGE;
-	}
+	if (optind != argc)
+		goto usage;
 	if (cfg->npresets > WORK_MAX_PRESETS) {
 		cmd_error("%s: at most %d presets", ctx->config_path,
 		    WORK_MAX_PRESETS);
@@ -446,6 +441,10 @@ out:
 	free(md5);
 	cmd_diff_release(&cd);
 	return code;
+usage:
+	cmd_usage(&cmd_generate_entry, stderr);
+	free(names);
+	return EXIT_USAGE;
 }
 
 const struct cmd_entry cmd_generate_entry = {

@@ -85,16 +85,11 @@ cmd_plan_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			p.json = 1;
 			break;
 		default:
-			cmd_usage(&cmd_plan_entry, stderr);
-			free(names);
-			return EXIT_USAGE;
+			goto usage;
 		}
 	}
-	if (optind != argc) {
-		cmd_usage(&cmd_plan_entry, stderr);
-		free(names);
-		return EXIT_USAGE;
-	}
+	if (optind != argc)
+		goto usage;
 	cmd_catch_signals();
 	if (cmd_diff_prepare(ctx, names, nnames, subpath, &cd, &code) != 0) {
 		free(names);
@@ -158,6 +153,10 @@ out:
 	free(p.counts);
 	cmd_diff_release(&cd);
 	return code;
+usage:
+	cmd_usage(&cmd_plan_entry, stderr);
+	free(names);
+	return EXIT_USAGE;
 }
 
 const struct cmd_entry cmd_plan_entry = {

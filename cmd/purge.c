@@ -170,16 +170,11 @@ cmd_purge_exec(struct cmd_ctx *ctx, int argc, char **argv)
 			p.json = 1;
 			break;
 		default:
-			cmd_usage(&cmd_purge_entry, stderr);
-			free(names);
-			return EXIT_USAGE;
+			goto usage;
 		}
 	}
-	if (optind != argc) {
-		cmd_usage(&cmd_purge_entry, stderr);
-		free(names);
-		return EXIT_USAGE;
-	}
+	if (optind != argc)
+		goto usage;
 	cmd_catch_signals();
 	if (cmd_diff_prepare(ctx, names, nnames, "", &cd, &code) != 0) {
 		free(names);
@@ -304,6 +299,10 @@ out:
 	buf_release(&key);
 	cmd_diff_release(&cd);
 	return code;
+usage:
+	cmd_usage(&cmd_purge_entry, stderr);
+	free(names);
+	return EXIT_USAGE;
 }
 
 const struct cmd_entry cmd_purge_entry = {

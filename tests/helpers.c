@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,47 @@ drain(int fd, struct buf *b, int *open)
 		*open = 0;
 }
 
+/*
+ * argv and envp for running prewctl with args: extra first (getenv takes
+ * the first match, so a test can override), then the test credentials, a
+ * proxy bypass for loopback, then our environment. Free both with free().
+ */
+static void
+prewctl_argv_envp(const char *const *args, const char *const *extra,
+    char ***argvp, char ***envpp)
+{
+	const struct th_env	*e = th_env();
+	static char		 ak[256], sk[256];
+	char			**argv, **envp;
+	size_t			 n = 0, m = 0, x = 0, i, k = 0;
+
+	while (args[n] != NULL)
+		n++;
+	while (environ[m] != NULL)
+		m++;
+	while (extra != NULL && extra[x] != NULL)
+		x++;
+	argv = calloc(n + 2, sizeof(*argv));
+	envp = calloc(m + x + 5, sizeof(*envp));
+	cr_assert(argv != NULL && envp != NULL);
+	argv[0] = (char *)e->bin;
+	for (i = 0; i < n; i++)
+		argv[i + 1] = (char *)args[i];
+	for (i = 0; i < x; i++)
+		envp[k++] = (char *)extra[i];
+	snprintf(ak, sizeof(ak), "AWS_ACCESS_KEY_ID=%s", e->access_key);
+	snprintf(sk, sizeof(sk), "AWS_SECRET_ACCESS_KEY=%s", e->secret_key);
+	envp[k++] = ak;
+	envp[k++] = sk;
+	/* The test servers are on loopback: no proxy may stand between. */
+	envp[k++] = "no_proxy=127.0.0.1,localhost";
+	envp[k++] = "NO_PROXY=127.0.0.1,localhost";
+	for (i = 0; i < m; i++)
+		envp[k++] = environ[i];
+	*argvp = argv;
+	*envpp = envp;
+}
+
 void
 th_prewctl(struct th_run *r, const char *const *args,
     const char *const *extra)
@@ -102,36 +144,13 @@ th_prewctl(struct th_run *r, const char *const *args,
 	const struct th_env		*e = th_env();
 	posix_spawn_file_actions_t	 fa;
 	char				**argv, **envp;
-	char				 ak[256], sk[256];
 	int				 outp[2], errp[2], st, oo = 1, eo = 1;
-	size_t				 n = 0, m = 0, i;
 	pid_t				 pid;
 
 	memset(r, 0, sizeof(*r));
 	buf_init(&r->out, 64 * 1024 * 1024);
 	buf_init(&r->err, 64 * 1024 * 1024);
-	while (args[n] != NULL)
-		n++;
-	argv = calloc(n + 2, sizeof(*argv));
-	argv[0] = (char *)e->bin;
-	for (i = 0; i < n; i++)
-		argv[i + 1] = (char *)args[i];
-	while (environ[m] != NULL)
-		m++;
-	for (i = 0; extra != NULL && extra[i] != NULL; i++)
-		;
-	envp = calloc(m + i + 3, sizeof(*envp));
-	n = 0;
-	/* getenv takes the first match: extra first, so a test can override. */
-	for (i = 0; extra != NULL && extra[i] != NULL; i++)
-		envp[n++] = (char *)extra[i];
-	snprintf(ak, sizeof(ak), "AWS_ACCESS_KEY_ID=%s", e->access_key);
-	snprintf(sk, sizeof(sk), "AWS_SECRET_ACCESS_KEY=%s", e->secret_key);
-	envp[n++] = ak;
-	envp[n++] = sk;
-	for (i = 0; i < m; i++)
-		envp[n++] = environ[i];
-
+	prewctl_argv_envp(args, extra, &argv, &envp);
 	cr_assert(pipe2(outp, O_CLOEXEC) == 0 && pipe2(errp, O_CLOEXEC) == 0);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
@@ -161,6 +180,30 @@ th_prewctl(struct th_run *r, const char *const *args,
 	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	free(argv);
 	free(envp);
+}
+
+pid_t
+th_spawn_prewctl(const char *const *args, const char *const *extra,
+    const char *out, const char *err)
+{
+	const struct th_env		*e = th_env();
+	posix_spawn_file_actions_t	 fa;
+	char				**argv, **envp;
+	pid_t				 pid;
+
+	prewctl_argv_envp(args, extra, &argv, &envp);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, out,
+	    O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_addopen(&fa, 2, err,
+	    O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert(posix_spawn(&pid, e->bin, &fa, NULL, argv, envp) == 0,
+	    "cannot run %s", e->bin);
+	posix_spawn_file_actions_destroy(&fa);
+	free(argv);
+	free(envp);
+	return pid;
 }
 
 void
@@ -329,4 +372,61 @@ th_expect_exit(const struct th_run *r, int code, const char *what)
 	cr_assert_eq(r->status, code, "%s: exit %d, expected %d; stderr: "
 	    "%.3000s\nstdout: %.1000s", what, r->status, code, r->err.data,
 	    r->out.data);
+}
+
+int
+th_start_server(char *const *argv, pid_t *pid)
+{
+	posix_spawn_file_actions_t	 fa;
+	char				 line[128], *end;
+	size_t				 n = 0;
+	double				 deadline;
+	long				 port;
+	int				 p[2];
+
+	cr_assert(access(argv[0], X_OK) == 0, "%s is not executable",
+	    argv[0]);
+	cr_assert(pipe2(p, O_CLOEXEC) == 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	cr_assert(posix_spawn(pid, argv[0], &fa, NULL, argv, environ) == 0,
+	    "cannot start %s", argv[0]);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	deadline = th_now() + 30;
+	while (n < sizeof(line) - 1 && memchr(line, '\n', n) == NULL) {
+		struct pollfd	pf = { p[0], POLLIN, 0 };
+		ssize_t		got;
+
+		cr_assert(th_now() < deadline, "%s did not say its port in "
+		    "30 s", argv[0]);
+		if (poll(&pf, 1, 1000) <= 0)
+			continue;
+		got = read(p[0], line + n, sizeof(line) - 1 - n);
+		cr_assert(got > 0, "%s exited before saying its port",
+		    argv[0]);
+		n += (size_t)got;
+	}
+	close(p[0]);
+	line[n] = '\0';
+	cr_assert(strncmp(line, "PORT ", 5) == 0, "%s said '%s'", argv[0],
+	    line);
+	errno = 0;
+	port = strtol(line + 5, &end, 10);
+	cr_assert(errno == 0 && *end == '\n' && port > 0 && port < 65536,
+	    "%s said '%s'", argv[0], line);
+	return (int)port;
+}
+
+void
+th_stop_server(pid_t *pid)
+{
+	int	st;
+
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGTERM);
+	while (waitpid(*pid, &st, 0) < 0 && errno == EINTR)
+		;
+	*pid = 0;
 }

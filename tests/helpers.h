@@ -8,6 +8,7 @@
 #define PREWCTL_TEST_HELPERS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "s3/s3.h"
 
@@ -41,6 +42,21 @@ struct th_run {
 void		 th_prewctl(struct th_run *, const char *const *args,
 		    const char *const *extra_env);
 void		 th_run_release(struct th_run *);
+/*
+ * The same, not waited for: stdin from /dev/null, stdout and stderr to the
+ * files out and err. The caller reaps the pid.
+ */
+pid_t		 th_spawn_prewctl(const char *const *args,
+		    const char *const *extra_env, const char *out,
+		    const char *err);
+
+/*
+ * Start a test server (argv[0] is its path) that prints "PORT <n>" on its
+ * first line once it listens; returns the port, with its pid in *pid.
+ * th_stop_server sends it SIGTERM, reaps it, and sets *pid to 0.
+ */
+int		 th_start_server(char *const *argv, pid_t *pid);
+void		 th_stop_server(pid_t *pid);
 
 /* Write text to a new temporary file; returns its path (caller frees). */
 char		*th_write_temp(const char *text);

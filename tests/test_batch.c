@@ -518,54 +518,17 @@ jstrings(const char *doc, const char *path, struct strv *out)
 static void
 proxy_start(struct proxy *px)
 {
-	const struct th_env		*e = th_env();
-	posix_spawn_file_actions_t	 fa;
-	char				*argv[] = { PROXY, (char *)e->endpoint,
-					    "1200", NULL };
-	char				 line[128];
-	size_t				 n = 0;
-	int				 p[2], port;
-	struct pollfd			 pf;
+	char	*argv[] = { PROXY, (char *)th_env()->endpoint, "1200", NULL };
 
-	cr_assert(access(PROXY, X_OK) == 0, "%s is not executable", PROXY);
-	cr_assert(pipe2(p, O_CLOEXEC) == 0);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-	cr_assert(posix_spawn(&px->pid, PROXY, &fa, NULL, argv, environ) == 0,
-	    "cannot start %s", PROXY);
-	posix_spawn_file_actions_destroy(&fa);
-	close(p[1]);
-	pf.fd = p[0];
-	pf.events = POLLIN;
-	while (n < sizeof(line) - 1 && memchr(line, '\n', n) == NULL) {
-		ssize_t r;
-
-		cr_assert(poll(&pf, 1, 20000) > 0,
-		    "the proxy did not say its port in 20 s");
-		r = read(p[0], line + n, sizeof(line) - 1 - n);
-		cr_assert(r > 0, "the proxy exited before saying its port");
-		n += (size_t)r;
-	}
-	line[n] = '\0';
-	close(p[0]);
-	cr_assert(sscanf(line, "PORT %d", &port) == 1 && port > 0 &&
-	    port < 65536, "bad first line from the proxy: '%s'", line);
-	px->port = port;
+	px->port = th_start_server(argv, &px->pid);
 	snprintf(px->endpoint, sizeof(px->endpoint), "http://127.0.0.1:%d",
-	    port);
+	    px->port);
 }
 
 static void
 proxy_stop(struct proxy *px)
 {
-	int	st;
-
-	if (px->pid <= 0)
-		return;
-	kill(px->pid, SIGTERM);
-	while (waitpid(px->pid, &st, 0) < 0 && errno == EINTR)
-		;
-	px->pid = 0;
+	th_stop_server(&px->pid);
 }
 
 struct paths_arg {
@@ -1545,44 +1508,6 @@ Test(batch, preset_change_rewrites_that_preset_only, .init = setup_s3)
 
 /* ---- 4. SIGTERM halfway, then again ---------------------------------- */
 
-static pid_t
-spawn_prewctl(const char *const *args, const char *out, const char *err)
-{
-	const struct th_env		*e = th_env();
-	posix_spawn_file_actions_t	 fa;
-	char				**argv, **envp, ak[256], sk[256];
-	size_t				 n = 0, m = 0, i;
-	pid_t				 pid;
-
-	while (args[n] != NULL)
-		n++;
-	while (environ[m] != NULL)
-		m++;
-	argv = calloc(n + 2, sizeof(*argv));
-	envp = calloc(m + 3, sizeof(*envp));
-	cr_assert(argv != NULL && envp != NULL);
-	argv[0] = (char *)e->bin;
-	for (i = 0; i < n; i++)
-		argv[i + 1] = (char *)args[i];
-	snprintf(ak, sizeof(ak), "AWS_ACCESS_KEY_ID=%s", e->access_key);
-	snprintf(sk, sizeof(sk), "AWS_SECRET_ACCESS_KEY=%s", e->secret_key);
-	envp[0] = ak;
-	envp[1] = sk;
-	for (i = 0; i < m; i++)
-		envp[i + 2] = environ[i];
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, out,
-	    O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	posix_spawn_file_actions_addopen(&fa, 2, err,
-	    O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert(posix_spawn(&pid, e->bin, &fa, NULL, argv, envp) == 0,
-	    "cannot run %s", e->bin);
-	posix_spawn_file_actions_destroy(&fa);
-	free(argv);
-	free(envp);
-	return pid;
-}
-
 Test(batch, sigterm_then_resume_makes_nothing_twice, .init = setup_s3)
 {
 	struct tpreset	 v[NP3];
@@ -1621,7 +1546,7 @@ Test(batch, sigterm_then_resume_makes_nothing_twice, .init = setup_s3)
 	args[4] = "2";
 	args[5] = "--json";
 	args[6] = NULL;
-	pid = spawn_prewctl(args, outp, errp);
+	pid = th_spawn_prewctl(args, NULL, outp, errp);
 
 	/* The stamp and half the previews are up: stop it. */
 	deadline = th_now() + 120;

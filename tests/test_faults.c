@@ -236,20 +236,16 @@ static struct fproxy *
 fproxy_start(const char *const *opts)
 {
 	const struct th_env		*e = th_env();
-	posix_spawn_file_actions_t	 fa;
 	struct fproxy			*px = NULL;
 	char				*argv[32];
-	char				 line[128], tmpl[] =
-					    "/tmp/prewctl-faults-XXXXXX";
-	size_t				 n = 0, a = 0;
-	int				 p[2], port, fd, i;
-	struct pollfd			 pf;
+	char				 tmpl[] = "/tmp/prewctl-faults-XXXXXX";
+	size_t				 a = 0;
+	int				 port, fd, i;
 
 	for (i = 0; i < MAX_PROXIES && px == NULL; i++)
 		if (F.px[i].pid == 0)
 			px = &F.px[i];
 	cr_assert_not_null(px);
-	cr_assert(access(FPROXY, X_OK) == 0, "%s is not executable", FPROXY);
 	cr_assert((fd = mkstemp(tmpl)) >= 0);
 	close(fd);
 	px->stats = strdup(tmpl);
@@ -265,29 +261,7 @@ fproxy_start(const char *const *opts)
 	argv[a++] = (char *)e->endpoint;
 	argv[a] = NULL;
 
-	cr_assert(pipe2(p, O_CLOEXEC) == 0);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-	cr_assert(posix_spawn(&px->pid, FPROXY, &fa, NULL, argv, environ) ==
-	    0, "cannot start %s", FPROXY);
-	posix_spawn_file_actions_destroy(&fa);
-	close(p[1]);
-	pf.fd = p[0];
-	pf.events = POLLIN;
-	while (n < sizeof(line) - 1 && memchr(line, '\n', n) == NULL) {
-		ssize_t r;
-
-		cr_assert(poll(&pf, 1, 20000) > 0,
-		    "the fault proxy did not say its port in 20 s");
-		r = read(p[0], line + n, sizeof(line) - 1 - n);
-		cr_assert(r > 0, "the fault proxy exited before saying its "
-		    "port");
-		n += (size_t)r;
-	}
-	line[n] = '\0';
-	close(p[0]);
-	cr_assert(sscanf(line, "PORT %d", &port) == 1 && port > 0 &&
-	    port < 65536, "bad first line from the fault proxy: '%s'", line);
+	port = th_start_server(argv, &px->pid);
 	snprintf(px->endpoint, sizeof(px->endpoint), "http://127.0.0.1:%d",
 	    port);
 	return px;
@@ -296,14 +270,7 @@ fproxy_start(const char *const *opts)
 static void
 fproxy_stop(struct fproxy *px)
 {
-	int	st;
-
-	if (px->pid > 0) {
-		kill(px->pid, SIGTERM);
-		while (waitpid(px->pid, &st, 0) < 0 && errno == EINTR)
-			;
-	}
-	px->pid = 0;
+	th_stop_server(&px->pid);
 	if (px->stats != NULL) {
 		unlink(px->stats);
 		free(px->stats);

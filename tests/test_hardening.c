@@ -123,57 +123,6 @@ write_file(const char *what, const char *text)
 /* ---- running prewctl ---------------------------------------------------- */
 
 /*
- * Start prewctl with args, the test credentials and extra ("NAME=value",
- * first, so they win), stdout and stderr to files.
- */
-static pid_t
-spawn_prewctl(const char *const *args, const char *const *extra,
-    const char *out, const char *err)
-{
-	const struct th_env		*e = th_env();
-	posix_spawn_file_actions_t	 fa;
-	char				**argv, **envp, ak[256], sk[256];
-	size_t				 n = 0, m = 0, x = 0, i, k = 0;
-	pid_t				 pid;
-
-	while (args[n] != NULL)
-		n++;
-	while (environ[m] != NULL)
-		m++;
-	while (extra != NULL && extra[x] != NULL)
-		x++;
-	argv = calloc(n + 2, sizeof(*argv));
-	envp = calloc(m + x + 5, sizeof(*envp));
-	cr_assert(argv != NULL && envp != NULL);
-	argv[0] = (char *)e->bin;
-	for (i = 0; i < n; i++)
-		argv[i + 1] = (char *)args[i];
-	for (i = 0; i < x; i++)
-		envp[k++] = (char *)extra[i];
-	snprintf(ak, sizeof(ak), "AWS_ACCESS_KEY_ID=%s", e->access_key);
-	snprintf(sk, sizeof(sk), "AWS_SECRET_ACCESS_KEY=%s", e->secret_key);
-	envp[k++] = ak;
-	envp[k++] = sk;
-	/* The servers here are on loopback: no proxy may stand between. */
-	envp[k++] = "no_proxy=127.0.0.1,localhost";
-	envp[k++] = "NO_PROXY=127.0.0.1,localhost";
-	for (i = 0; i < m; i++)
-		envp[k++] = environ[i];
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, out,
-	    O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	posix_spawn_file_actions_addopen(&fa, 2, err,
-	    O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert(posix_spawn(&pid, e->bin, &fa, NULL, argv, envp) == 0,
-	    "cannot run %s", e->bin);
-	posix_spawn_file_actions_destroy(&fa);
-	free(argv);
-	free(envp);
-	return pid;
-}
-
-/*
  * Wait for pid until limit seconds from now; kill it and fail past that.
  * Returns the exit code (128 + signal when killed).
  */
@@ -234,7 +183,7 @@ run_env(struct run *r, double limit, const char *const *extra,
 	pid_t		 pid;
 
 	memset(r, 0, sizeof(*r));
-	pid = spawn_prewctl(args, extra, out, err);
+	pid = th_spawn_prewctl(args, extra, out, err);
 	r->status = reap(pid, limit, &ru, args[2] != NULL ? args[2] : "run");
 	r->secs = th_now() - t0;
 	r->maxrss_kb = ru.ru_maxrss;
@@ -257,59 +206,20 @@ expect_exit(const struct run *r, int code, const char *what)
 static int
 server_start(const char *const *args)
 {
-	posix_spawn_file_actions_t	 fa;
-	char				*argv[8], line[64];
-	size_t				 n = 0, i;
-	double				 deadline;
-	long				 port;
-	int				 p[2];
-	char				*end;
+	char	*argv[8];
+	size_t	 i;
 
 	argv[0] = HOSTILE;
 	for (i = 0; args[i] != NULL && i + 2 < 8; i++)
 		argv[i + 1] = (char *)args[i];
 	argv[i + 1] = NULL;
-	cr_assert(pipe2(p, O_CLOEXEC) == 0);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-	cr_assert(posix_spawn(&H.server, HOSTILE, &fa, NULL, argv,
-	    environ) == 0, "cannot run %s", HOSTILE);
-	posix_spawn_file_actions_destroy(&fa);
-	close(p[1]);
-	deadline = th_now() + 30;
-	while (n < sizeof(line) - 1 && memchr(line, '\n', n) == NULL) {
-		struct pollfd	pf = { p[0], POLLIN, 0 };
-		ssize_t		got;
-
-		cr_assert(th_now() < deadline, "%s did not start", HOSTILE);
-		if (poll(&pf, 1, 1000) <= 0)
-			continue;
-		got = read(p[0], line + n, sizeof(line) - 1 - n);
-		cr_assert(got > 0, "%s exited before its port", HOSTILE);
-		n += (size_t)got;
-	}
-	close(p[0]);
-	line[n] = '\0';
-	cr_assert(strncmp(line, "PORT ", 5) == 0, "%s said '%s'", HOSTILE,
-	    line);
-	errno = 0;
-	port = strtol(line + 5, &end, 10);
-	cr_assert(errno == 0 && *end == '\n' && port > 0 && port < 65536,
-	    "%s said '%s'", HOSTILE, line);
-	return (int)port;
+	return th_start_server(argv, &H.server);
 }
 
 static void
 server_stop(void)
 {
-	int	st;
-
-	if (H.server <= 0)
-		return;
-	kill(H.server, SIGTERM);
-	while (waitpid(H.server, &st, 0) < 0 && errno == EINTR)
-		;
-	H.server = 0;
+	th_stop_server(&H.server);
 }
 
 /* A port nothing listens on: the kernel's pick, closed again. */
@@ -807,7 +717,7 @@ interrupt(const char *cfg, int folder, int sig1, int sig2, struct run *r,
 	pid_t		 pid;
 
 	memset(r, 0, sizeof(*r));
-	pid = spawn_prewctl((const char *const []){ "-c", cfg, "generate",
+	pid = th_spawn_prewctl((const char *const []){ "-c", cfg, "generate",
 	    "-j", "2", NULL }, NULL, out, err);
 	wait_for_previews(pid, 2, folder);
 	cr_assert(kill(pid, sig1) == 0);
@@ -962,7 +872,7 @@ Test(hardening, overlapping_runs_both_finish)
 	for (i = 0; i < 2; i++) {
 		out[i] = tmp_path("out");
 		err[i] = tmp_path("err");
-		pid[i] = spawn_prewctl((const char *const []){ "-c", cfg,
+		pid[i] = th_spawn_prewctl((const char *const []){ "-c", cfg,
 		    "generate", "-j", "2", NULL }, NULL, out[i], err[i]);
 	}
 	for (i = 0; i < 2; i++)
