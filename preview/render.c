@@ -139,20 +139,16 @@ foreign_line(const char *line)
 }
 
 /*
- * Take libvips' error text (and clear it) as one line: each distinct line
- * once, joined by "; ".  Without text (another thread may have taken it)
- * fall back to this thread's last warning, then to what names the step.
+ * Join the lines of msg (which is cut up in place) into err: each distinct
+ * line once, separated by "; ", without the lines about another image.
+ * Returns the length written.
  */
-static void
-vipserr(char *err, size_t errlen, const char *what)
+static size_t
+join_lines(char *msg, char *err, size_t errlen)
 {
-	char	*msg, *line, *next, *seen;
-	size_t	 o, n;
+	char	*line, *next, *seen;
+	size_t	 o = 0, n;
 
-	msg = vips_error_buffer_copy();
-	if (err == NULL || errlen == 0)
-		goto out;
-	o = 0;
 	err[0] = '\0';
 	for (line = msg; line != NULL && *line != '\0'; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
@@ -182,9 +178,27 @@ vipserr(char *err, size_t errlen, const char *what)
 		if (o + 1 >= errlen)
 			break;
 	}
-	if (o == 0 && render_warning[0] != '\0')
+	return o;
+}
+
+/*
+ * Take libvips' error text (and clear it) as one line.  Without text
+ * (another thread may have taken it) fall back to this thread's last
+ * warning, then to what names the step.
+ */
+static void
+vipserr(char *err, size_t errlen, const char *what)
+{
+	char	*msg;
+
+	msg = vips_error_buffer_copy();
+	if (err == NULL || errlen == 0)
+		goto out;
+	if (join_lines(msg, err, errlen) > 0)
+		goto out;
+	if (render_warning[0] != '\0')
 		seterr(err, errlen, "%s", render_warning);
-	else if (o == 0)
+	else
 		seterr(err, errlen, "%s failed", what);
 out:
 	g_free(msg);
@@ -194,15 +208,20 @@ static void
 render_log(const gchar *domain, GLogLevelFlags level, const gchar *msg,
     gpointer arg)
 {
-	size_t	 i;
+	char	*copy, line[sizeof(render_warning)];
 
 	(void)domain;
 	(void)arg;
 	if ((level & G_LOG_LEVEL_WARNING) == 0 || msg == NULL)
 		return;
-	for (i = 0; msg[i] != '\0' && i + 1 < sizeof(render_warning); i++)
-		render_warning[i] = msg[i] == '\n' ? ' ' : msg[i];
-	render_warning[i] = '\0';
+	/*
+	 * libvips warns with the whole shared error buffer at times: keep
+	 * only the lines about this image.
+	 */
+	copy = g_strdup(msg);
+	if (join_lines(copy, line, sizeof(line)) > 0)
+		memcpy(render_warning, line, sizeof(line));
+	g_free(copy);
 }
 
 /*
@@ -622,9 +641,6 @@ render_one(const void *in, size_t len, VipsImage *base,
 	VipsSize	 size;
 
 	fmt = p->format == FMT_SAME ? render_same(h) : p->format;
-	render_family_out = fmt == FMT_PNG ? render_families[1] :
-	    fmt == FMT_WEBP ? render_families[3] :
-	    fmt == FMT_AVIF ? render_families[4] : render_families[0];
 	if (fmt == FMT_AVIF &&
 	    vips_type_find("VipsOperation", "heifsave_buffer") == 0) {
 		seterr(err, errlen, "cannot write avif: this libvips has no "
@@ -748,6 +764,14 @@ render_one(const void *in, size_t len, VipsImage *base,
 
 	if (watch_expired(w))
 		goto out;
+	/*
+	 * The encoder's lines are ours only from here on: before, a line
+	 * naming the output's family (say "VipsJpeg" for a TIFF made into a
+	 * JPEG) can only be another thread's decoder.
+	 */
+	render_family_out = fmt == FMT_PNG ? render_families[1] :
+	    fmt == FMT_WEBP ? render_families[3] :
+	    fmt == FMT_AVIF ? render_families[4] : render_families[0];
 	switch (fmt) {
 	case FMT_WEBP:
 		sr = vips_webpsave_buffer(img, &obuf, &olen,
@@ -777,8 +801,10 @@ render_one(const void *in, size_t len, VipsImage *base,
 			vips_error_clear();
 		else
 			vipserr(err, errlen, "save");
-		goto out;
 	}
+	render_family_out = NULL;
+	if (sr != 0)
+		goto out;
 	if (watch_expired(w))
 		goto out;
 

@@ -1560,12 +1560,20 @@ Test(batch, sigterm_then_resume_makes_nothing_twice, .init = setup_s3)
 			exited = 1;
 			break;
 		}
-		cr_assert(th_now() < deadline, "no PUT within 120 s");
-		/* Poll again soon: the deadline bounds the wait, not this. */
-		nanosleep(&(struct timespec){ 0, 2 * 1000000L }, NULL);
+		cr_assert(th_now() < deadline, "%lld PUTs in 120 s", put1);
+		/*
+		 * Poll again soon, but not so often that the proxy, which
+		 * carries the uploads too, is kept busy answering.
+		 */
+		nanosleep(&(struct timespec){ 0, 10 * 1000000L }, NULL);
 	}
-	cr_assert(!exited, "generate finished (%lld PUTs) before it could be "
-	    "interrupted", put1);
+	if (exited) {
+		buf_init(&errtext, BUF_NOMAX);
+		th_read_file(errp, &errtext);
+		cr_assert_fail("generate ended (status 0x%x, %lld PUTs) before "
+		    "it could be interrupted: %.2000s", st, put1,
+		    errtext.data);
+	}
 	cr_assert(kill(pid, SIGTERM) == 0);
 	while (waitpid(pid, &st, 0) < 0)
 		cr_assert(errno == EINTR);
