@@ -837,3 +837,76 @@ Test(faults, outage_stops_with_exit_3_and_next_run_completes)
 	pstats_release(&ps);
 	th_run_release(&r);
 }
+
+/* ---- purge: a delete refused as a whole ---------------------------------- */
+
+/*
+ * A key that may list but not delete (S3 answers DeleteObjects 403
+ * AccessDenied as a whole): purge deletes nothing, reports every key it
+ * tried, says how many it did not try, and exits 3.
+ */
+Test(faults, purge_with_deletes_denied_exits_3_and_deletes_nothing)
+{
+	static const char *const opts[] = { "--deny", "DELETE", NULL };
+	enum { NORPHAN = 1200 };	/* two DeleteObjects requests */
+	struct s3_put_opts	 po = { NULL, NULL, NULL, NULL, 0 };
+	const char	*prefix, *args[8];
+	struct fproxy	*px;
+	struct pstats	 ps;
+	struct th_run	 r;
+	struct s3_error	 err;
+	char		*cfg, key[512], area[300], line[128];
+	const char	*p;
+	long long	 failed, not_tried, reported = 0;
+	int		 i;
+
+	prefix = new_prefix("faults-purge");
+	upload(prefix, 1);
+	snprintf(area, sizeof(area), "%sprew/%s/", prefix, presets[0].name);
+	for (i = 0; i < NORPHAN; i++) {
+		snprintf(key, sizeof(key), "%sgone-%04d.jpg", area, i);
+		cr_assert(s3_put(F.c, key, "x", 1, &po, &err) == S3_OK);
+	}
+	px = fproxy_start(opts);
+	cfg = write_cfg(prefix, px->endpoint, 2, NULL);
+	args[0] = "-c";
+	args[1] = cfg;
+	args[2] = "purge";
+	args[3] = "--json";
+	args[4] = NULL;
+	th_prewctl(&r, args, NULL);
+	pstats_read(px, &ps);
+	cr_log_info("denied purge: exit %d, %lld DeleteObjects requests",
+	    r.status, ps.req_del);
+	th_expect_exit(&r, 3, "purge with deletes denied");
+	cr_assert_eq(jnum(r.out.data, "deleted"), 0, "%s", r.out.data);
+	cr_assert_eq(jnum(r.out.data, "would_delete"), NORPHAN);
+	failed = jnum(r.out.data, "failed");
+	/* Each key tried is reported by name, with the server's reason. */
+	for (i = 0; i < NORPHAN; i++) {
+		snprintf(line, sizeof(line), "gone-%04d.jpg': ", i);
+		if ((p = strstr(r.err.data, line)) == NULL)
+			continue;
+		reported++;
+		p += strlen(line);
+		cr_assert(strncmp(p, "AccessDenied", 12) == 0,
+		    "no reason for %s: %.300s", line, p);
+	}
+	cr_assert_eq(reported, failed, "%lld keys reported, %lld failed",
+	    reported, failed);
+	/* "prewctl: N keys were not tried" */
+	p = strstr(r.err.data, " keys were not tried");
+	cr_assert_not_null(p, "stderr does not say what was left: %.2000s",
+	    r.err.data);
+	while (p > r.err.data && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	not_tried = strtoll(p, NULL, 10);
+	cr_assert_eq(failed + not_tried, NORPHAN, "%lld failed and %lld not "
+	    "tried of %d", failed, not_tried, NORPHAN);
+	/* 403 is not retried: one request per batch tried. */
+	cr_assert_eq(ps.req_del, (failed + 999) / 1000, "%lld DeleteObjects "
+	    "requests for %lld keys", ps.req_del, failed);
+	cr_assert_eq(th_count(F.c, area), NORPHAN, "keys were deleted");
+	pstats_release(&ps);
+	th_run_release(&r);
+}
