@@ -22,11 +22,11 @@
 
 #include <curl/curl.h>
 #include <libxml/parser.h>
-#include <libxml/tree.h>
 
 #include "s3.h"
 #include "sigv4.h"
 #include "listxml.h"
+#include "xml.h"
 
 #define ERROR_BODY_MAX	(64 * 1024)
 /*
@@ -998,67 +998,6 @@ xml_escape(struct buf *b, const char *s)
 	return 0;
 }
 
-static const char *
-child_text(xmlNode *parent, const char *name, xmlChar **owned)
-{
-	xmlNode	*n;
-
-	for (n = parent->children; n != NULL; n = n->next)
-		if (n->type == XML_ELEMENT_NODE &&
-		    strcmp((const char *)n->name, name) == 0) {
-			*owned = xmlNodeGetContent(n);
-			return *owned != NULL ? (const char *)*owned : "";
-		}
-	*owned = NULL;
-	return "";
-}
-
-/* The DeleteObjects result: report each <Error>. Returns the count. */
-static int
-delete_result(const char *body, size_t len, s3_delete_err_cb cb, void *arg,
-    enum s3_status *st)
-{
-	xmlDoc	*doc;
-	xmlNode	*root, *n;
-	int	 nerr = 0;
-
-	/* S3 never sends a DTD: refuse one before libxml2 sees it. */
-	if (memmem(body, len, "<!DOCTYPE", 9) != NULL ||
-	    memmem(body, len, "<!ENTITY", 8) != NULL) {
-		*st = S3_EXML;
-		return 0;
-	}
-	doc = xmlReadMemory(body, (int)len, NULL, NULL,
-	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-	    XML_PARSE_IGNORE_ENC);
-	if (doc == NULL || (root = xmlDocGetRootElement(doc)) == NULL) {
-		xmlFreeDoc(doc);
-		*st = S3_EXML;
-		return 0;
-	}
-	for (n = root->children; n != NULL; n = n->next) {
-		xmlChar	*k, *code, *msg;
-
-		if (n->type != XML_ELEMENT_NODE ||
-		    strcmp((const char *)n->name, "Error") != 0)
-			continue;
-		nerr++;
-		if (cb != NULL)
-			cb(arg, child_text(n, "Key", &k),
-			    child_text(n, "Code", &code),
-			    child_text(n, "Message", &msg));
-		else {
-			k = code = msg = NULL;
-		}
-		xmlFree(k);
-		xmlFree(code);
-		xmlFree(msg);
-	}
-	xmlFreeDoc(doc);
-	*st = S3_OK;
-	return nerr;
-}
-
 enum s3_status
 s3_delete(struct s3_client *c, const char *key, struct s3_error *err)
 {
@@ -1141,7 +1080,8 @@ s3_delete_many(struct s3_client *c, const char *const *keys, size_t n,
 		q.counter = &c->stats.del;
 		if ((st = s3_request(c, &q, err)) != S3_OK)
 			goto out;
-		nerr = delete_result(resp.data, resp.len, cb, arg, &st);
+		st = s3_parse_delete_result(resp.data, resp.len, cb, arg,
+		    &nerr);
 		if (st != S3_OK) {
 			snprintf(err->message, sizeof(err->message),
 			    "malformed DeleteObjects result");

@@ -2,18 +2,16 @@
  * error: status names, the retry policy, and S3 <Error> bodies.
  *
  * The retry policy lives here only, so the client and the engine agree on
- * it. An <Error> body is parsed with the same locked-down SAX setup as a
- * listing (no DOCTYPE, no entities but the predefined five, no network);
+ * it. An <Error> body is parsed with the locked-down SAX setup of xml.c
+ * (no DOCTYPE, no entities but the predefined five, no network);
  * fields longer than struct s3_error holds are cut at a UTF-8 boundary.
  */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <libxml/parser.h>
-#include <libxml/xmlerror.h>
-
 #include "s3.h"
+#include "xml.h"
 
 const char *
 s3_strerror(enum s3_status st)
@@ -143,7 +141,7 @@ enum ef_field {
 };
 
 struct errparse {
-	xmlParserCtxtPtr	 ctxt;
+	struct s3_xml		 x;		/* first: see xml.h */
 	int			 bad;
 	int			 depth;
 	int			 root_done;
@@ -157,8 +155,7 @@ static void
 ep_bad(struct errparse *ep)
 {
 	ep->bad = 1;
-	if (ep->ctxt != NULL)
-		xmlStopParser(ep->ctxt);
+	s3_xml_stop(&ep->x);
 }
 
 static char *
@@ -262,34 +259,10 @@ ep_chars(void *ctx, const xmlChar *s, int n)
 }
 
 static void
-ep_doctype(void *ctx, const xmlChar *name, const xmlChar *eid,
-    const xmlChar *sid)
+ep_fail(void *state, const char *why)
 {
-	(void)name; (void)eid; (void)sid;
-	ep_bad(ctx);
-}
-
-static xmlEntityPtr
-ep_entity(void *ctx, const xmlChar *name)
-{
-	(void)name;
-	ep_bad(ctx);
-	return NULL;
-}
-
-static void
-ep_entity_decl(void *ctx, const xmlChar *name, int type, const xmlChar *pid,
-    const xmlChar *sid, xmlChar *content)
-{
-	(void)name; (void)type; (void)pid; (void)sid; (void)content;
-	ep_bad(ctx);
-}
-
-static void
-ep_xml_error(void *ctx, xmlErrorPtr e)
-{
-	if (e != NULL && e->level >= XML_ERR_ERROR)
-		ep_bad(ctx);
+	(void)why;
+	ep_bad(state);
 }
 
 /*
@@ -302,7 +275,6 @@ enum s3_status
 s3_parse_error(const char *body, size_t len, struct s3_error *err)
 {
 	struct errparse	 ep;
-	xmlSAXHandler	 sax;
 	enum s3_status	 st = S3_EXML;
 	int		 rc;
 
@@ -310,27 +282,10 @@ s3_parse_error(const char *body, size_t len, struct s3_error *err)
 	if (body == NULL || len == 0 || len > INT_MAX)
 		return S3_EXML;
 
-	memset(&sax, 0, sizeof(sax));
-	sax.initialized = XML_SAX2_MAGIC;
-	sax.startElementNs = ep_start;
-	sax.endElementNs = ep_end;
-	sax.characters = ep_chars;
-	sax.cdataBlock = ep_chars;
-	sax.ignorableWhitespace = ep_chars;
-	sax.internalSubset = ep_doctype;
-	sax.externalSubset = ep_doctype;
-	sax.getEntity = ep_entity;
-	sax.getParameterEntity = ep_entity;
-	sax.entityDecl = ep_entity_decl;
-	sax.serror = ep_xml_error;
-
-	ep.ctxt = xmlCreatePushParserCtxt(&sax, &ep, NULL, 0, NULL);
-	if (ep.ctxt == NULL)
+	if (s3_xml_open(&ep.x, ep_start, ep_end, ep_chars, ep_fail) != 0)
 		return S3_ENOMEM;
-	(void)xmlCtxtUseOptions(ep.ctxt,
-	    XML_PARSE_NONET | XML_PARSE_IGNORE_ENC);
-	rc = xmlParseChunk(ep.ctxt, body, (int)len, 1);
-	if (rc != 0 || ep.bad || !ep.ctxt->wellFormed || !ep.root_done ||
+	rc = xmlParseChunk(ep.x.ctxt, body, (int)len, 1);
+	if (rc != 0 || ep.bad || !ep.x.ctxt->wellFormed || !ep.root_done ||
 	    ep.e.code[0] == '\0')
 		goto out;
 	if (err != NULL) {
@@ -342,6 +297,6 @@ s3_parse_error(const char *body, size_t len, struct s3_error *err)
 	}
 	st = S3_OK;
 out:
-	xmlFreeParserCtxt(ep.ctxt);
+	s3_xml_close(&ep.x);
 	return st;
 }

@@ -32,13 +32,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libxml/parser.h>
-#include <libxml/xmlerror.h>
-
 #include "buf.h"
 #include "listxml.h"
 #include "s3.h"
 #include "sigv4.h"
+#include "xml.h"
 
 #define LX_KEY_MAX	4096	/* a key as sent, before URL-decoding */
 #define LX_TOKEN_MAX	4096
@@ -82,7 +80,7 @@ enum lx_entry {
 };
 
 struct listxml {
-	xmlParserCtxtPtr	 ctxt;
+	struct s3_xml		 x;		/* first: see xml.h */
 	s3_object_cb		 ocb;
 	s3_prefix_cb		 pcb;
 	void			*arg;
@@ -131,8 +129,7 @@ lx_fail(struct listxml *lx, enum s3_status st, const char *fmt, ...)
 	/* A message cut short is still a message. */
 	(void)vsnprintf(lx->msg, sizeof(lx->msg), fmt, ap);
 	va_end(ap);
-	if (lx->ctxt != NULL)
-		xmlStopParser(lx->ctxt);
+	s3_xml_stop(&lx->x);
 }
 
 static void
@@ -418,54 +415,15 @@ lx_chars(void *ctx, const xmlChar *s, int len)
 }
 
 static void
-lx_doctype(void *ctx, const xmlChar *name, const xmlChar *eid,
-    const xmlChar *sid)
+lx_xml_fail(void *state, const char *why)
 {
-	(void)name; (void)eid; (void)sid;
-	lx_fail(ctx, S3_EXML, "a DOCTYPE (S3 never sends one)");
-}
-
-static xmlEntityPtr
-lx_entity(void *ctx, const xmlChar *name)
-{
-	/* The five predefined entities never reach here. */
-	(void)name;
-	lx_fail(ctx, S3_EXML, "an entity reference");
-	return NULL;
-}
-
-static void
-lx_entity_decl(void *ctx, const xmlChar *name, int type, const xmlChar *pid,
-    const xmlChar *sid, xmlChar *content)
-{
-	(void)name; (void)type; (void)pid; (void)sid; (void)content;
-	lx_fail(ctx, S3_EXML, "an entity declaration");
-}
-
-static void
-lx_xml_error(void *ctx, xmlErrorPtr e)
-{
-	struct listxml	*lx = ctx;
-	size_t		 n;
-
-	if (e == NULL || e->level < XML_ERR_ERROR)
-		return;
-	lx_fail(lx, S3_EXML, "line %d: %s", e->line,
-	    e->message != NULL ? e->message : "malformed XML");
-	n = strlen(lx->msg);
-	while (n > 0 && (lx->msg[n - 1] == '\n' || lx->msg[n - 1] == ' '))
-		lx->msg[--n] = '\0';
-	/* One line: libxml2 puts newlines inside some messages. */
-	while (n-- > 0)
-		if ((unsigned char)lx->msg[n] < 0x20 || lx->msg[n] == 0x7f)
-			lx->msg[n] = ' ';
+	lx_fail(state, S3_EXML, "%s", why);
 }
 
 struct listxml *
 listxml_new(s3_object_cb ocb, s3_prefix_cb pcb, void *arg)
 {
 	struct listxml	*lx;
-	xmlSAXHandler	 sax;
 
 	if ((lx = calloc(1, sizeof(*lx))) == NULL)
 		return NULL;
@@ -478,29 +436,11 @@ listxml_new(s3_object_cb ocb, s3_prefix_cb pcb, void *arg)
 	buf_init(&lx->etag, LX_ETAG_MAX);
 	buf_init(&lx->token, LX_TOKEN_MAX);
 
-	/* Only what a listing needs: no tree, no DTD, no entities. */
-	memset(&sax, 0, sizeof(sax));
-	sax.initialized = XML_SAX2_MAGIC;
-	sax.startElementNs = lx_start;
-	sax.endElementNs = lx_end;
-	sax.characters = lx_chars;
-	sax.cdataBlock = lx_chars;
-	sax.ignorableWhitespace = lx_chars;
-	sax.internalSubset = lx_doctype;
-	sax.externalSubset = lx_doctype;
-	sax.getEntity = lx_entity;
-	sax.getParameterEntity = lx_entity;
-	sax.entityDecl = lx_entity_decl;
-	sax.serror = lx_xml_error;
-
-	lx->ctxt = xmlCreatePushParserCtxt(&sax, lx, NULL, 0, NULL);
-	if (lx->ctxt == NULL) {
+	if (s3_xml_open(&lx->x, lx_start, lx_end, lx_chars,
+	    lx_xml_fail) != 0) {
 		listxml_free(lx);
 		return NULL;
 	}
-	/* S3 sends UTF-8; a declared encoding would only let libxml2 print. */
-	(void)xmlCtxtUseOptions(lx->ctxt,
-	    XML_PARSE_NONET | XML_PARSE_IGNORE_ENC);
 	return lx;
 }
 
@@ -509,8 +449,7 @@ listxml_free(struct listxml *lx)
 {
 	if (lx == NULL)
 		return;
-	if (lx->ctxt != NULL)
-		xmlFreeParserCtxt(lx->ctxt);
+	s3_xml_close(&lx->x);
 	buf_release(&lx->text);
 	buf_release(&lx->key);
 	buf_release(&lx->etag);
@@ -531,7 +470,7 @@ listxml_feed(struct listxml *lx, const char *chunk, size_t len, char *msg,
 		lx->fed = 1;
 	while (lx->status == S3_OK && len > 0) {
 		n = len < LX_CHUNK_MAX ? len : LX_CHUNK_MAX;
-		rc = xmlParseChunk(lx->ctxt, chunk, (int)n, 0);
+		rc = xmlParseChunk(lx->x.ctxt, chunk, (int)n, 0);
 		if (rc != 0)
 			lx_fail(lx, S3_EXML, "malformed XML (libxml2 error %d)",
 			    rc);
@@ -552,8 +491,8 @@ listxml_finish(struct listxml *lx, struct listxml_result *res, char *msg,
 		lx->finished = 1;
 		if (!lx->fed)
 			lx_fail(lx, S3_EXML, "an empty body");
-		rc = lx->fed ? xmlParseChunk(lx->ctxt, NULL, 0, 1) : 0;
-		if (rc != 0 || !lx->ctxt->wellFormed)
+		rc = lx->fed ? xmlParseChunk(lx->x.ctxt, NULL, 0, 1) : 0;
+		if (rc != 0 || !lx->x.ctxt->wellFormed)
 			lx_fail(lx, S3_EXML, "malformed XML (libxml2 error %d)",
 			    rc);
 		else if (!lx->root_done)

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include "s3/s3.h"
+#include "s3/xml.h"
 #include "helpers.h"
 
 #define DATA "tests/data/listxml/"
@@ -251,4 +252,134 @@ Test(s3error, retryable_table)
 	}
 	cr_expect_eq(s3_retryable(S3_ESERVER, NULL), 0);
 	cr_expect_eq(s3_retryable(S3_ETIMEOUT, NULL), 1);
+}
+
+/* ---- DeleteObjects results ------------------------------------------------ */
+
+struct delseen {
+	int	 n;
+	char	 line[4][160];
+};
+
+static void
+del_cb(void *arg, const char *key, const char *code, const char *msg)
+{
+	struct delseen	*d = arg;
+
+	if (d->n < 4)
+		snprintf(d->line[d->n], sizeof(d->line[0]), "%s|%s|%s", key,
+		    code, msg);
+	d->n++;
+}
+
+static enum s3_status
+parse_del(const char *xml, struct delseen *d, int *nerr)
+{
+	memset(d, 0, sizeof(*d));
+	return s3_parse_delete_result(xml, strlen(xml), del_cb, d, nerr);
+}
+
+/* The Amazon S3 API Reference, DeleteObjects, "Example 1" response. */
+Test(s3error, delete_result_aws_example)
+{
+	static const char xml[] =
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\n"
+	    "  <Deleted>\n    <Key>sample1.txt</Key>\n  </Deleted>\n"
+	    "  <Error>\n    <Key>sample2.txt</Key>\n"
+	    "    <Code>AccessDenied</Code>\n"
+	    "    <Message>Access Denied</Message>\n  </Error>\n"
+	    "</DeleteResult>\n";
+	struct delseen	 d;
+	int		 nerr;
+
+	cr_assert_eq(parse_del(xml, &d, &nerr), S3_OK);
+	cr_assert_eq(nerr, 1);
+	cr_assert_eq(d.n, 1);
+	cr_assert_str_eq(d.line[0], "sample2.txt|AccessDenied|Access Denied");
+}
+
+Test(s3error, delete_result_escapes_order_and_missing_fields)
+{
+	static const char xml[] =
+	    "<DeleteResult>"
+	    "<Error><Key>a &amp; b &lt;c&gt;</Key><Code>InternalError</Code>"
+	    "<Message>x</Message></Error>"
+	    "<Deleted><Key>ok</Key></Deleted>"
+	    "<Error><Code>AccessDenied</Code></Error>"
+	    "<Error><Key><![CDATA[d]]></Key><Code>NoSuchKey</Code>"
+	    "<Message/></Error>"
+	    "</DeleteResult>";
+	struct delseen	 d;
+	int		 nerr;
+
+	cr_assert_eq(parse_del(xml, &d, &nerr), S3_OK);
+	cr_assert_eq(nerr, 3);
+	cr_assert_eq(d.n, 3);
+	cr_assert_str_eq(d.line[0], "a & b <c>|InternalError|x");
+	cr_assert_str_eq(d.line[1], "|AccessDenied|");
+	cr_assert_str_eq(d.line[2], "d|NoSuchKey|");
+}
+
+Test(s3error, delete_result_all_deleted)
+{
+	struct delseen	 d;
+	int		 nerr = -1;
+
+	cr_assert_eq(parse_del("<DeleteResult><Deleted><Key>k</Key>"
+	    "</Deleted></DeleteResult>", &d, &nerr), S3_OK);
+	cr_assert_eq(nerr, 0);
+	cr_assert_eq(d.n, 0);
+	cr_assert_eq(parse_del("<DeleteResult/>", &d, &nerr), S3_OK);
+	cr_assert_eq(nerr, 0);
+}
+
+/*
+ * Refused as a whole, and then no key may have been reported: the caller
+ * counts every key of the batch as failed.
+ */
+Test(s3error, delete_result_refused_reports_nothing)
+{
+	static const char *const bad[] = {
+		/* cut off after a complete <Error> */
+		"<DeleteResult><Error><Key>k</Key><Code>C</Code></Error>"
+		    "<Error><Key>",
+		/* not a DeleteResult */
+		"<Error><Code>AccessDenied</Code></Error>",
+		/* a DOCTYPE, an entity */
+		"<!DOCTYPE DeleteResult [<!ENTITY e \"x\">]>"
+		    "<DeleteResult><Error><Key>&e;</Key></Error></DeleteResult>",
+		"<DeleteResult><Error><Key>k</Key></Error><Error><Key>&e;"
+		    "</Key></Error></DeleteResult>",
+		/* two roots */
+		"<DeleteResult/><DeleteResult/>",
+		"",
+		"not xml",
+	};
+	struct delseen	 d;
+	size_t		 i;
+	int		 nerr;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_expect_eq(parse_del(bad[i], &d, &nerr), S3_EXML, "case %zu",
+		    i);
+		cr_expect_eq(d.n, 0, "case %zu: %d keys reported", i, d.n);
+	}
+}
+
+Test(s3error, delete_result_key_too_long)
+{
+	struct buf	 b;
+	struct delseen	 d;
+	int		 nerr;
+	size_t		 i;
+
+	buf_init(&b, BUF_NOMAX);
+	cr_assert(buf_addstr(&b, "<DeleteResult><Error><Key>") == 0);
+	for (i = 0; i < 5000; i++)
+		cr_assert(buf_addch(&b, 'k') == 0);
+	cr_assert(buf_addstr(&b, "</Key></Error></DeleteResult>") == 0);
+	cr_expect_eq(parse_del(b.data, &d, &nerr), S3_EXML);
+	cr_expect_eq(d.n, 0);
+	buf_release(&b);
 }

@@ -1,15 +1,19 @@
 /*
- * fuzz_s3error: an S3 <Error> body fed to s3_parse_error.
+ * fuzz_s3error: an S3 <Error> body fed to s3_parse_error, and the same
+ * bytes as a DeleteObjects result to s3_parse_delete_result.
  *
  * Whatever the bytes: no crash; on success a non-empty Code and every field
  * NUL-terminated inside its array and, for a well-formed UTF-8 body,
  * well-formed UTF-8 (a long field is cut at a character boundary); on failure S3_EXML (or S3_ENOMEM) and the
  * caller's struct left exactly as it was; the same answer on a second call.
+ * A DeleteObjects result: every reported key within S3's bounds, as many
+ * reports as the count returned, and none at all when it is refused.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "s3/s3.h"
+#include "s3/xml.h"
 #include "tests/fuzz/fuzz.h"
 
 /*
@@ -25,6 +29,36 @@ s3e_field(const char *name, const char *f, size_t size, int utf8_in)
 	FUZZ_CHECK(n < size, "%s is not terminated", name);
 	FUZZ_CHECK(!utf8_in || fuzz_utf8_ok((const unsigned char *)f, n),
 	    "%s is not well-formed UTF-8", name);
+}
+
+static void
+s3e_deleted(void *arg, const char *key, const char *code, const char *msg)
+{
+	int	*n = arg;
+
+	FUZZ_CHECK(key != NULL && code != NULL && msg != NULL,
+	    "a NULL field");
+	FUZZ_CHECK(strlen(key) <= 4096 && strlen(code) <= 256 &&
+	    strlen(msg) <= 4096, "a field past its bound");
+	(*n)++;
+}
+
+static void
+s3error_delete_one(const uint8_t *data, size_t size)
+{
+	enum s3_status	 st;
+	int		 n = 0, nerr = -1;
+
+	st = s3_parse_delete_result((const char *)data, size, s3e_deleted, &n,
+	    &nerr);
+	if (st == S3_OK)
+		FUZZ_CHECK(nerr == n, "%d errors counted, %d reported", nerr,
+		    n);
+	else {
+		FUZZ_CHECK(st == S3_EXML || st == S3_ENOMEM,
+		    "returned status %d", st);
+		FUZZ_CHECK(n == 0, "refused after reporting %d keys", n);
+	}
 }
 
 static void
@@ -71,6 +105,7 @@ s3error_one(const uint8_t *data, size_t size)
 	st2 = s3_parse_error((const char *)data, size, NULL);
 	FUZZ_CHECK(st2 == st || st == S3_ENOMEM || st2 == S3_ENOMEM,
 	    "parse without err returned %d, with %d", st2, st);
+	s3error_delete_one(data, size);
 }
 
 #ifndef FUZZ_REGRESS
