@@ -23,7 +23,7 @@ BINDIR	= $(PREFIX)/bin
 MANDIR	= $(PREFIX)/share/man/man1
 
 CC	?= cc
-PKGS	= vips libcurl libxml-2.0 inih libcrypto
+PKGS	= vips lcms2 libcurl libxml-2.0 inih libcrypto
 CFLAGS	?= -O2 -g
 WFLAGS	= -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE
 CPPFLAGS += -I. -DPREWCTL_VERSION='"$(VERSION)"'

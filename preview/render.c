@@ -45,10 +45,12 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include <lcms2.h>
 #include <vips/vips.h>
 
 #include "render.h"
@@ -59,7 +61,7 @@
 struct header {
 	const char	*loader;	/* "jpegload_buffer", ... */
 	int		 heif_av1;	/* heifload: AV1 (avif), not HEVC */
-	int		 icc;		/* has an embedded ICC profile */
+	int		 icc;		/* has a profile that is not sRGB */
 	int		 width;		/* as displayed, after EXIF rotation */
 	int		 height;
 };
@@ -289,6 +291,15 @@ format_content_type(enum format f)
 	return "application/octet-stream";
 }
 
+/* A context of our own: lcms2 must not report through libvips' handler. */
+static cmsContext render_lcms;
+
+static void
+render_lcms_quiet(cmsContext ctx, cmsUInt32Number code, const char *text)
+{
+	(void)ctx; (void)code; (void)text;
+}
+
 int
 render_global_init(const char *argv0, int vips_threads, char *err,
     size_t errlen)
@@ -299,6 +310,8 @@ render_global_init(const char *argv0, int vips_threads, char *err,
 		vipserr(err, errlen, "libvips initialisation");
 		return -1;
 	}
+	if ((render_lcms = cmsCreateContext(NULL, NULL)) != NULL)
+		cmsSetLogErrorHandlerTHR(render_lcms, render_lcms_quiet);
 	/* Each image is processed once: a cache only holds memory. */
 	vips_cache_set_max(0);
 	if (vips_threads > 0)
@@ -324,6 +337,9 @@ render_global_init(const char *argv0, int vips_threads, char *err,
 void
 render_global_shutdown(void)
 {
+	if (render_lcms != NULL)
+		cmsDeleteContext(render_lcms);
+	render_lcms = NULL;
 	vips_shutdown();
 }
 
@@ -406,6 +422,75 @@ metadata_bytes(VipsImage *im)
 }
 
 /*
+ * Whether an embedded profile is plain sRGB, so that converting to sRGB
+ * would be an identity: an RGB matrix-shaper (no LUT for lcms2 to prefer)
+ * with sRGB's colorants and tone curve.  Most camera JPEGs that are not
+ * Display P3 carry one (HP's 3144-byte "sRGB IEC61966-2.1"), and the
+ * transform was about 6 % of the CPU of a 12 MP JPEG made into one
+ * preview.  Primaries within 0.003 tell sRGB from Display P3 (red x 0.515
+ * against 0.436) or Adobe RGB; the curve within 0.002 from gamma 2.2.
+ */
+int
+render_profile_is_srgb(const void *data, size_t len)
+{
+	static const cmsTagSignature colorants[3] = {
+		cmsSigRedColorantTag, cmsSigGreenColorantTag,
+		cmsSigBlueColorantTag
+	};
+	static const cmsTagSignature curves[3] = {
+		cmsSigRedTRCTag, cmsSigGreenTRCTag, cmsSigBlueTRCTag
+	};
+	static const cmsTagSignature luts[] = {
+		cmsSigAToB0Tag, cmsSigAToB1Tag, cmsSigAToB2Tag,
+		cmsSigDToB0Tag, cmsSigDToB1Tag, cmsSigDToB2Tag
+	};
+	/* sRGB's primaries adapted to D50, as ICC profiles hold them. */
+	static const double want[3][3] = {
+		{ 0.4361, 0.2225, 0.0139 },
+		{ 0.3851, 0.7169, 0.0971 },
+		{ 0.1431, 0.0606, 0.7141 },
+	};
+	static const double xs[] = { 0.02, 0.04, 0.1, 0.25, 0.5, 0.75, 1.0 };
+	cmsHPROFILE	 prof;
+	cmsCIEXYZ	*c;
+	cmsToneCurve	*t;
+	double		 y;
+	size_t		 i, k;
+	int		 ok = 0;
+
+	if (render_lcms == NULL || len > UINT32_MAX ||
+	    (prof = cmsOpenProfileFromMemTHR(render_lcms, data,
+	    (cmsUInt32Number)len)) == NULL)
+		return 0;
+	if (cmsGetColorSpace(prof) != cmsSigRgbData ||
+	    cmsGetPCS(prof) != cmsSigXYZData || !cmsIsMatrixShaper(prof))
+		goto out;
+	for (i = 0; i < sizeof(luts) / sizeof(luts[0]); i++)
+		if (cmsIsTag(prof, luts[i]))
+			goto out;
+	for (i = 0; i < 3; i++) {
+		if ((c = cmsReadTag(prof, colorants[i])) == NULL ||
+		    fabs(c->X - want[i][0]) > 0.003 ||
+		    fabs(c->Y - want[i][1]) > 0.003 ||
+		    fabs(c->Z - want[i][2]) > 0.003)
+			goto out;
+		if ((t = cmsReadTag(prof, curves[i])) == NULL)
+			goto out;
+		for (k = 0; k < sizeof(xs) / sizeof(xs[0]); k++) {
+			y = xs[k] <= 0.04045 ? xs[k] / 12.92 :
+			    pow((xs[k] + 0.055) / 1.055, 2.4);
+			if (fabs(cmsEvalToneCurveFloat(t, (cmsFloat32Number)
+			    xs[k]) - y) > 0.002)
+				goto out;
+		}
+	}
+	ok = 1;
+out:
+	cmsCloseProfile(prof);
+	return ok;
+}
+
+/*
  * Open the header only and check the pixel and metadata limits; nothing is
  * decoded.
  */
@@ -459,7 +544,15 @@ render_header(const void *in, size_t len, const struct render_limits *lim,
 	if (vips_image_get_typeof(im, "heif-compression") != 0 &&
 	    vips_image_get_string(im, "heif-compression", &compression) == 0)
 		h->heif_av1 = strcmp(compression, "av1") == 0;
-	h->icc = vips_image_get_typeof(im, VIPS_META_ICC_NAME) != 0;
+	/* An sRGB profile is left alone, as no profile is. */
+	h->icc = 0;
+	if (vips_image_get_typeof(im, VIPS_META_ICC_NAME) != 0) {
+		const void	*icc;
+		size_t		 icclen;
+
+		h->icc = vips_image_get_blob(im, VIPS_META_ICC_NAME, &icc,
+		    &icclen) != 0 || !render_profile_is_srgb(icc, icclen);
+	}
 	h->width = im->Xsize;
 	h->height = im->Ysize;
 	if (vips_image_get_orientation_swap(im)) {

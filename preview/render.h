@@ -55,4 +55,10 @@ int		 render_image(const void *in, size_t len,
 
 const char	*format_content_type(enum format);
 
+/*
+ * Whether an ICC profile is plain sRGB, so that converting to sRGB would
+ * change nothing (after render_global_init).
+ */
+int		 render_profile_is_srgb(const void *icc, size_t len);
+
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <lcms2.h>
 #include <vips/vips.h>
 
 #include "preview/render.h"
@@ -727,6 +728,160 @@ Test(render, adobe_rgb_to_srgb)
 	/* The check means something: the profile moves the numbers. */
 	cr_expect_gt(fabs(mw[0] - mr[0]) + fabs(mw[1] - mr[1]) +
 	    fabs(mw[2] - mr[2]), 3.0);
+	g_object_unref(srgb);
+	g_object_unref(orig);
+	g_object_unref(img);
+	render_out_release(&o);
+	g_free(in);
+}
+
+/* A profile made with lcms2, in memory; the caller frees it. */
+static void *
+lcms_bytes(cmsHPROFILE h, size_t *len)
+{
+	cmsUInt32Number	 n = 0;
+	void		*p;
+
+	cr_assert_not_null(h);
+	cr_assert(cmsSaveProfileToMem(h, NULL, &n) && n > 0);
+	cr_assert_not_null(p = malloc(n));
+	cr_assert(cmsSaveProfileToMem(h, p, &n));
+	cmsCloseProfile(h);
+	*len = n;
+	return p;
+}
+
+/* An RGB matrix-shaper with the given primaries, white and curve. */
+static void *
+lcms_rgb(double rx, double ry, double gx, double gy, double bx, double by,
+    cmsToneCurve *curve, size_t *len)
+{
+	cmsCIExyY		 white = { 0.3127, 0.3290, 1.0 };
+	cmsCIExyYTRIPLE		 prim = {
+		{ rx, ry, 1.0 }, { gx, gy, 1.0 }, { bx, by, 1.0 }
+	};
+	cmsToneCurve		*c3[3] = { curve, curve, curve };
+	void			*p;
+
+	cr_assert_not_null(curve);
+	p = lcms_bytes(cmsCreateRGBProfile(&white, &prim, c3), len);
+	cmsFreeToneCurve(curve);
+	return p;
+}
+
+/* The ICC profile embedded in a fixture; the caller frees it. */
+static void *
+fixture_profile(const char *name, size_t *len)
+{
+	VipsImage	*im;
+	const void	*blob;
+	void		*in, *p;
+	size_t		 inlen;
+
+	in = render_fixture(name, &inlen);
+	im = vips_image_new_from_buffer(in, inlen, "", NULL);
+	cr_assert_not_null(im);
+	cr_assert_eq(vips_image_get_blob(im, VIPS_META_ICC_NAME, &blob, len),
+	    0, "%s has no profile", name);
+	cr_assert_not_null(p = malloc(*len));
+	memcpy(p, blob, *len);
+	g_object_unref(im);
+	g_free(in);
+	return p;
+}
+
+/*
+ * Which profiles count as sRGB, so that the transform is skipped: the
+ * sRGB profile cameras embed and lcms2's own; not Adobe RGB, Display P3,
+ * sRGB's primaries with another curve, grey, or a damaged profile.
+ */
+Test(render, srgb_profile_recognised)
+{
+	/* The sRGB curve as ICC's parametric type 4 holds it. */
+	static const cmsFloat64Number srgb_curve[5] = {
+		2.4, 1.0 / 1.055, 0.055 / 1.055, 1.0 / 12.92, 0.04045
+	};
+	void		*p;
+	size_t		 len;
+
+	p = fixture_profile("srgb-hp-tiny.jpg", &len);
+	cr_expect_eq(len, 3144);
+	cr_expect(render_profile_is_srgb(p, len), "HP's sRGB IEC61966-2.1");
+	/* Cut short, it is no profile at all. */
+	cr_expect(!render_profile_is_srgb(p, 200));
+	memset((char *)p + 128, 0xff, 64);
+	cr_expect(!render_profile_is_srgb(p, len), "a damaged tag table");
+	free(p);
+
+	p = lcms_bytes(cmsCreate_sRGBProfile(), &len);
+	cr_expect(render_profile_is_srgb(p, len), "lcms2's sRGB");
+	free(p);
+
+	p = fixture_profile("icc-a98-small.jpg", &len);
+	cr_expect(!render_profile_is_srgb(p, len), "Adobe RGB (A98)");
+	free(p);
+
+	/* Display P3: sRGB's curve and white, wider primaries. */
+	p = lcms_rgb(0.680, 0.320, 0.265, 0.690, 0.150, 0.060,
+	    cmsBuildParametricToneCurve(NULL, 4, srgb_curve), &len);
+	cr_expect(!render_profile_is_srgb(p, len), "Display P3");
+	free(p);
+
+	/* sRGB's primaries with gamma 2.2, and linear. */
+	p = lcms_rgb(0.64, 0.33, 0.30, 0.60, 0.15, 0.06,
+	    cmsBuildGamma(NULL, 2.2), &len);
+	cr_expect(!render_profile_is_srgb(p, len), "gamma 2.2");
+	free(p);
+	p = lcms_rgb(0.64, 0.33, 0.30, 0.60, 0.15, 0.06,
+	    cmsBuildGamma(NULL, 1.0), &len);
+	cr_expect(!render_profile_is_srgb(p, len), "linear");
+	free(p);
+	/* The check is not too strict: the same built by hand passes. */
+	p = lcms_rgb(0.64, 0.33, 0.30, 0.60, 0.15, 0.06,
+	    cmsBuildParametricToneCurve(NULL, 4, srgb_curve), &len);
+	cr_expect(render_profile_is_srgb(p, len), "sRGB built by hand");
+	free(p);
+
+	{
+		cmsToneCurve	*g = cmsBuildGamma(NULL, 2.2);
+
+		p = lcms_bytes(cmsCreateGrayProfile(cmsD50_xyY(), g), &len);
+		cmsFreeToneCurve(g);
+		cr_expect(!render_profile_is_srgb(p, len), "grey");
+		free(p);
+	}
+	cr_expect(!render_profile_is_srgb("not a profile", 13));
+}
+
+/*
+ * Skipping the transform for an sRGB profile changes nothing: the preview
+ * of a camera JPEG matches libvips' own transform of it to sRGB.
+ */
+Test(render, srgb_profile_same_as_transformed)
+{
+	struct render_out	 o;
+	struct preset		 p;
+	VipsImage		*orig, *srgb, *img, *d, *a;
+	void			*in;
+	size_t			 len;
+	double			 mx;
+
+	in = render_fixture("srgb-hp-tiny.jpg", &len);
+	p = render_preset(1000, 0, FIT_INSIDE, FMT_PNG);
+	render_ok(in, len, &p, &o);
+	cr_assert_eq(o.width, 48);
+	cr_assert_eq(o.height, 32);
+	img = render_decode(&o);
+	orig = vips_image_new_from_buffer(in, len, "", NULL);
+	cr_assert_not_null(orig);
+	cr_assert_eq(vips_icc_transform(orig, &srgb, "srgb", "embedded", TRUE,
+	    NULL), 0, "%s", vips_error_buffer());
+	cr_assert_eq(vips_subtract(img, srgb, &d, NULL), 0);
+	cr_assert_eq(vips_abs(d, &a, NULL), 0);
+	cr_assert_eq(vips_max(a, &mx, NULL), 0);
+	cr_expect_leq(mx, 1.0, "a pixel differs by %g", mx);
+	g_object_unref(a);
+	g_object_unref(d);
 	g_object_unref(srgb);
 	g_object_unref(orig);
 	g_object_unref(img);
