@@ -195,7 +195,13 @@ classify(const struct diff_entry *src, const struct diff_entry *prev,
 {
 	if (prev == NULL)
 		return PS_MISSING;
-	if (src->mtime_ms > prev->mtime_ms)
+	/*
+	 * A preview must be strictly newer than its original: S3 lists
+	 * LastModified to the second, and an original replaced in the second
+	 * its preview was written must not be missed.  The cost is one more
+	 * render of a preview made in its original's second.
+	 */
+	if (src->mtime_ms >= prev->mtime_ms)
 		return PS_STALE_ORIGINAL;
 	if (p->changed || prev->mtime_ms <= p->stamp_ms)
 		return PS_STALE_PRESET;

@@ -138,6 +138,10 @@ Test(diff, classifies_every_state)
 	mkfile("photo/newer.jpg", T0 + 200);	/* replaced after its previews */
 	mkfile("prew/a/newer.jpg", T0 + 100);
 	mkfile("prew/b/newer.jpg", T0 + 100);
+	/* In its preview's second: it may have been replaced after it. */
+	mkfile("photo/same.jpg", T0 + 100);
+	mkfile("prew/a/same.jpg", T0 + 100);
+	mkfile("prew/b/same.jpg", T0 + 100);
 	mkfile("photo/old-preset.jpg", T0);
 	mkfile("prew/a/old-preset.jpg", T0 + 50);	/* = stamp: stale */
 	mkfile("prew/b/old-preset.jpg", T0 + 50);	/* no stamp time */
@@ -146,7 +150,7 @@ Test(diff, classifies_every_state)
 	mkfile("photo/UPPER.JPG", T0);		/* case-insensitive */
 
 	cr_assert_eq(run(p, "", &s, &res), S3_OK);
-	cr_assert_eq(res.originals, 5);
+	cr_assert_eq(res.originals, 6);
 	cr_assert_eq(res.ignored, 1);
 
 	i = find(&s, "missing.jpg");
@@ -156,6 +160,9 @@ Test(diff, classifies_every_state)
 	cr_assert_eq(s.state[i][0], PS_FRESH);
 	cr_assert_eq(s.state[i][1], PS_FRESH);
 	i = find(&s, "newer.jpg");
+	cr_assert_eq(s.state[i][0], PS_STALE_ORIGINAL);
+	cr_assert_eq(s.state[i][1], PS_STALE_ORIGINAL);
+	i = find(&s, "same.jpg");
 	cr_assert_eq(s.state[i][0], PS_STALE_ORIGINAL);
 	cr_assert_eq(s.state[i][1], PS_STALE_ORIGINAL);
 	i = find(&s, "old-preset.jpg");
