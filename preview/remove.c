@@ -132,8 +132,12 @@ remover_main(void *arg)
 		st = store_delete_many(conn, v, n, key_failed, &b, &err);
 		pthread_mutex_lock(&r->mtx);
 		if (st == S3_OK || st == S3_EPARTIAL) {
-			/* key_failed counted the failures of this batch. */
-			r->res->deleted += n - b.failed;
+			/*
+			 * key_failed counted the failures of this batch; a
+			 * server naming more keys than it was sent deleted
+			 * none.
+			 */
+			r->res->deleted += b.failed < n ? n - b.failed : 0;
 		} else {
 			/* No key of the batch was reported: all failed. */
 			s3_error_text(st, &err, why, sizeof(why));

@@ -1083,8 +1083,9 @@ s3_delete_many(struct s3_client *c, const char *const *keys, size_t n,
 		st = s3_parse_delete_result(resp.data, resp.len, cb, arg,
 		    &nerr);
 		if (st != S3_OK) {
-			snprintf(err->message, sizeof(err->message),
-			    "malformed DeleteObjects result");
+			snprintf(err->message, sizeof(err->message), "%s",
+			    st == S3_EXML ? "malformed DeleteObjects result" :
+			    "out of memory");
 			goto out;
 		}
 	}

@@ -7,6 +7,7 @@
  * fields longer than struct s3_error holds are cut at a UTF-8 boundary.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -150,6 +151,8 @@ struct errparse {
 	struct s3_error		 e;
 	size_t			 len[4];	/* bytes kept per field */
 };
+
+_Static_assert(offsetof(struct errparse, x) == 0, "see xml.h");
 
 static void
 ep_bad(struct errparse *ep)

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,8 @@ struct listxml {
 	int			 server_key_count;
 	struct buf		 token;
 };
+
+_Static_assert(offsetof(struct listxml, x) == 0, "see xml.h");
 
 static void
 lx_fail(struct listxml *lx, enum s3_status st, const char *fmt, ...)

@@ -3,6 +3,7 @@
  * the DeleteObjects result parser on top of it.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -119,6 +120,12 @@ static const struct {
 	{ "Key", 4096 }, { "Code", 256 }, { "Message", 4096 },
 };
 
+/*
+ * The <Error>s are collected (key, code, message, each NUL-terminated) and
+ * reported only once the whole result has parsed: a result found
+ * malformed halfway must report no key, since the caller then counts every
+ * key of the batch as failed.  The collection is at most the body's size.
+ */
 struct delparse {
 	struct s3_xml		 x;		/* first: see xml.h */
 	enum s3_status		 status;
@@ -126,21 +133,27 @@ struct delparse {
 	int			 in_error;
 	int			 root_done;
 	int			 field;
+	unsigned		 seen;		/* fields of this <Error> */
 	struct buf		 text[DF_N];
-	s3_delete_err_cb	 cb;
-	void			*arg;
+	struct buf		 found;
 	int			 nerr;
 };
+
+_Static_assert(offsetof(struct delparse, x) == 0, "see xml.h");
+
+static void
+del_stop(struct delparse *dp, enum s3_status st)
+{
+	if (dp->status == S3_OK)
+		dp->status = st;
+	s3_xml_stop(&dp->x);
+}
 
 static void
 del_fail(void *state, const char *why)
 {
-	struct delparse	*dp = state;
-
 	(void)why;
-	if (dp->status == S3_OK)
-		dp->status = S3_EXML;
-	s3_xml_stop(&dp->x);
+	del_stop(state, S3_EXML);
 }
 
 static void
@@ -159,11 +172,12 @@ del_start(void *state, const xmlChar *localname, const xmlChar *prefix,
 	dp->depth++;
 	if (dp->depth == 1) {
 		if (dp->root_done || strcmp(name, "DeleteResult") != 0)
-			del_fail(dp, "not a DeleteResult");
+			del_stop(dp, S3_EXML);
 		return;
 	}
 	if (dp->depth == 2 && strcmp(name, "Error") == 0) {
 		dp->in_error = 1;
+		dp->seen = 0;
 		for (i = 0; i < DF_N; i++)
 			buf_reset(&dp->text[i]);
 		return;
@@ -171,8 +185,15 @@ del_start(void *state, const xmlChar *localname, const xmlChar *prefix,
 	if (dp->depth != 3 || !dp->in_error)
 		return;
 	for (i = 0; i < DF_N; i++)
-		if (strcmp(name, del_fields[i].name) == 0)
+		if (strcmp(name, del_fields[i].name) == 0) {
+			/* Which of two keys failed? Neither: refuse it. */
+			if (dp->seen & 1u << i) {
+				del_stop(dp, S3_EXML);
+				return;
+			}
+			dp->seen |= 1u << i;
 			dp->field = i;
+		}
 }
 
 static void
@@ -180,6 +201,7 @@ del_end(void *state, const xmlChar *localname, const xmlChar *prefix,
     const xmlChar *uri)
 {
 	struct delparse	*dp = state;
+	int		 i;
 
 	(void)localname; (void)prefix; (void)uri;
 	if (dp->status != S3_OK)
@@ -189,10 +211,12 @@ del_end(void *state, const xmlChar *localname, const xmlChar *prefix,
 	if (dp->depth == 2 && dp->in_error) {
 		dp->in_error = 0;
 		dp->nerr++;
-		if (dp->cb != NULL)
-			dp->cb(dp->arg, dp->text[DF_KEY].data,
-			    dp->text[DF_CODE].data,
-			    dp->text[DF_MESSAGE].data);
+		for (i = 0; i < DF_N; i++)
+			if (buf_add(&dp->found, dp->text[i].data,
+			    dp->text[i].len + 1) != 0) {
+				del_stop(dp, S3_ENOMEM);
+				return;
+			}
 	}
 	if (dp->depth == 1)
 		dp->root_done = 1;
@@ -203,26 +227,33 @@ static void
 del_text(void *state, const xmlChar *s, int len)
 {
 	struct delparse	*dp = state;
+	struct buf	*b;
 
 	if (dp->status != S3_OK || dp->field == DF_NONE || len <= 0)
 		return;
-	if (buf_add(&dp->text[dp->field], s, (size_t)len) != 0)
-		del_fail(dp, "a field too long");
+	b = &dp->text[dp->field];
+	if ((size_t)len > b->max - b->len)
+		del_stop(dp, S3_EXML);		/* longer than S3 makes it */
+	else if (buf_add(b, s, (size_t)len) != 0)
+		del_stop(dp, S3_ENOMEM);
 }
 
-static enum s3_status
-delete_pass(const char *body, size_t len, s3_delete_err_cb cb, void *arg,
-    int *nerr)
+enum s3_status
+s3_parse_delete_result(const char *body, size_t len, s3_delete_err_cb cb,
+    void *arg, int *nerr)
 {
 	struct delparse	 dp;
-	int		 i, rc;
+	const char	*f[DF_N], *p;
+	int		 i, k, rc;
 
+	*nerr = 0;
+	if (body == NULL || len == 0 || len > INT_MAX)
+		return S3_EXML;
 	memset(&dp, 0, sizeof(dp));
 	dp.field = DF_NONE;
-	dp.cb = cb;
-	dp.arg = arg;
 	for (i = 0; i < DF_N; i++)
 		buf_init(&dp.text[i], del_fields[i].max);
+	buf_init(&dp.found, BUF_NOMAX);
 	if (s3_xml_open(&dp.x, del_start, del_end, del_text, del_fail) != 0)
 		dp.status = S3_ENOMEM;
 	else {
@@ -232,28 +263,19 @@ delete_pass(const char *body, size_t len, s3_delete_err_cb cb, void *arg,
 			dp.status = S3_EXML;
 	}
 	s3_xml_close(&dp.x);
+	if (dp.status == S3_OK) {
+		*nerr = dp.nerr;
+		for (p = dp.found.data, k = 0; k < dp.nerr; k++) {
+			for (i = 0; i < DF_N; i++) {
+				f[i] = p;
+				p += strlen(p) + 1;
+			}
+			if (cb != NULL)
+				cb(arg, f[DF_KEY], f[DF_CODE], f[DF_MESSAGE]);
+		}
+	}
 	for (i = 0; i < DF_N; i++)
 		buf_release(&dp.text[i]);
-	*nerr = dp.nerr;
+	buf_release(&dp.found);
 	return dp.status;
-}
-
-/*
- * All or nothing: a result that turns out malformed halfway must not have
- * reported its first keys, since the caller then counts every key of the
- * batch as failed. So one pass checks, a second reports.
- */
-enum s3_status
-s3_parse_delete_result(const char *body, size_t len, s3_delete_err_cb cb,
-    void *arg, int *nerr)
-{
-	enum s3_status	st;
-
-	*nerr = 0;
-	if (body == NULL || len == 0 || len > INT_MAX)
-		return S3_EXML;
-	if ((st = delete_pass(body, len, NULL, NULL, nerr)) != S3_OK ||
-	    cb == NULL)
-		return st;
-	return delete_pass(body, len, cb, arg, nerr);
 }

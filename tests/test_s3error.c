@@ -353,6 +353,9 @@ Test(s3error, delete_result_refused_reports_nothing)
 		    "</Key></Error></DeleteResult>",
 		/* two roots */
 		"<DeleteResult/><DeleteResult/>",
+		/* which key failed? */
+		"<DeleteResult><Error><Key>a</Key><Key>b</Key><Code>C</Code>"
+		    "</Error></DeleteResult>",
 		"",
 		"not xml",
 	};
