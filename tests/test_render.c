@@ -691,34 +691,56 @@ render_means(VipsImage *img, double *m, int n)
 }
 
 /*
+ * A fixture of w x h made into a PNG preview at full size, decoded, next to
+ * the original as libvips' own ICC transform makes it sRGB.
+ */
+static void
+preview_and_transform(const char *name, int w, int h, VipsImage **img,
+    VipsImage **orig, VipsImage **srgb)
+{
+	struct render_out	 o;
+	struct preset		 p;
+	VipsImage		*loaded;
+	void			*in;
+	size_t			 len;
+
+	in = render_fixture(name, &len);
+	p = render_preset(1000, 0, FIT_INSIDE, FMT_PNG);
+	render_ok(in, len, &p, &o);
+	cr_assert_eq(o.width, w);
+	cr_assert_eq(o.height, h);
+	/* Both decoded into memory: a loader reads its bytes lazily. */
+	loaded = render_decode(&o);
+	*img = vips_image_copy_memory(loaded);
+	cr_assert_not_null(*img, "%s", vips_error_buffer());
+	g_object_unref(loaded);
+	cr_expect_eq((*img)->Bands, 3);
+	cr_expect_eq(vips_image_get_typeof(*img, VIPS_META_ICC_NAME), 0,
+	    "profile kept");
+	loaded = vips_image_new_from_buffer(in, len, "", NULL);
+	cr_assert_not_null(loaded);
+	*orig = vips_image_copy_memory(loaded);
+	cr_assert_not_null(*orig, "%s", vips_error_buffer());
+	g_object_unref(loaded);
+	cr_assert_eq(vips_icc_transform(*orig, srgb, "srgb", "embedded", TRUE,
+	    NULL), 0, "%s", vips_error_buffer());
+	render_out_release(&o);
+	g_free(in);
+}
+
+/*
  * An A98 (Adobe RGB) JPEG: the preview is 3-band sRGB, matching libvips'
  * own ICC transform of the original, not its untransformed numbers.
  */
 Test(render, adobe_rgb_to_srgb)
 {
-	struct render_out	 o;
-	struct preset		 p;
 	VipsImage		*orig, *srgb, *img;
 	double			 mo[3], mr[3], mw[3];
-	void			*in;
-	size_t			 len;
 	int			 b;
 
-	in = render_fixture("icc-a98-small.jpg", &len);
-	p = render_preset(1000, 0, FIT_INSIDE, FMT_PNG);
-	render_ok(in, len, &p, &o);
-	cr_assert_eq(o.width, 290);
-	cr_assert_eq(o.height, 442);
-	img = render_decode(&o);
-	cr_expect_eq(img->Bands, 3);
-	cr_expect_eq(vips_image_get_typeof(img, VIPS_META_ICC_NAME), 0,
-	    "profile kept");
+	preview_and_transform("icc-a98-small.jpg", 290, 442, &img, &orig,
+	    &srgb);
 	render_means(img, mo, 3);
-
-	orig = vips_image_new_from_buffer(in, len, "", NULL);
-	cr_assert_not_null(orig);
-	cr_assert_eq(vips_icc_transform(orig, &srgb, "srgb", "embedded", TRUE,
-	    NULL), 0, "%s", vips_error_buffer());
 	render_means(srgb, mr, 3);
 	render_means(orig, mw, 3);
 	for (b = 0; b < 3; b++) {
@@ -731,8 +753,6 @@ Test(render, adobe_rgb_to_srgb)
 	g_object_unref(srgb);
 	g_object_unref(orig);
 	g_object_unref(img);
-	render_out_release(&o);
-	g_free(in);
 }
 
 /* A profile made with lcms2, in memory; the caller frees it. */
@@ -859,23 +879,10 @@ Test(render, srgb_profile_recognised)
  */
 Test(render, srgb_profile_same_as_transformed)
 {
-	struct render_out	 o;
-	struct preset		 p;
 	VipsImage		*orig, *srgb, *img, *d, *a;
-	void			*in;
-	size_t			 len;
 	double			 mx;
 
-	in = render_fixture("srgb-hp-tiny.jpg", &len);
-	p = render_preset(1000, 0, FIT_INSIDE, FMT_PNG);
-	render_ok(in, len, &p, &o);
-	cr_assert_eq(o.width, 48);
-	cr_assert_eq(o.height, 32);
-	img = render_decode(&o);
-	orig = vips_image_new_from_buffer(in, len, "", NULL);
-	cr_assert_not_null(orig);
-	cr_assert_eq(vips_icc_transform(orig, &srgb, "srgb", "embedded", TRUE,
-	    NULL), 0, "%s", vips_error_buffer());
+	preview_and_transform("srgb-hp-tiny.jpg", 48, 32, &img, &orig, &srgb);
 	cr_assert_eq(vips_subtract(img, srgb, &d, NULL), 0);
 	cr_assert_eq(vips_abs(d, &a, NULL), 0);
 	cr_assert_eq(vips_max(a, &mx, NULL), 0);
@@ -885,8 +892,6 @@ Test(render, srgb_profile_same_as_transformed)
 	g_object_unref(srgb);
 	g_object_unref(orig);
 	g_object_unref(img);
-	render_out_release(&o);
-	g_free(in);
 }
 
 Test(render, cmyk_to_srgb)
