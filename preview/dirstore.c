@@ -359,6 +359,36 @@ entry_type(DIR *d, const struct dirent *de)
 }
 
 /*
+ * The next entry of d to list: a file or a directory whose name starts
+ * with match (NULL: any), not one of our temporary files.  S3_OK with *dep
+ * NULL at the end of d.
+ */
+static enum s3_status
+next_entry(struct lister *l, DIR *d, const char *match, struct dirent **dep,
+    int *type)
+{
+	struct dirent	*de;
+	size_t		 mlen = match != NULL ? strlen(match) : 0;
+
+	*dep = NULL;
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL)
+			return errno != 0 ? io_err(l->err, errno,
+			    "cannot read directory", l->path.data) : S3_OK;
+		if (skip_name(de->d_name) ||
+		    (mlen > 0 && strncmp(de->d_name, match, mlen) != 0))
+			continue;
+		if ((*type = entry_type(d, de)) == -1)
+			return io_err(l->err, errno, "cannot stat", de->d_name);
+		if (*type != DT_UNKNOWN) {
+			*dep = de;
+			return S3_OK;
+		}
+	}
+}
+
+/*
  * Every key below a directory K (ending in '/') starts with K. All of them
  * sort before start_after when K does and start_after does not start with K.
  */
@@ -387,28 +417,12 @@ read_dir(struct lister *l, DIR *d, const char *match, struct entry **entsp,
 {
 	struct dirent	*de;
 	struct entry	*ents = NULL, *p;
-	size_t		 n = 0, cap = 0, mlen, nlen;
-	enum s3_status	 rc = S3_OK;
+	size_t		 n = 0, cap = 0, nlen;
+	enum s3_status	 rc;
 	int		 type;
 
-	mlen = match != NULL ? strlen(match) : 0;
-	for (;;) {
-		errno = 0;
-		if ((de = readdir(d)) == NULL) {
-			if (errno != 0)
-				rc = io_err(l->err, errno, "cannot read directory",
-				    l->path.data);
-			break;
-		}
-		if (skip_name(de->d_name) ||
-		    strncmp(de->d_name, match != NULL ? match : "", mlen) != 0)
-			continue;
-		if ((type = entry_type(d, de)) == -1) {
-			rc = io_err(l->err, errno, "cannot stat", de->d_name);
-			break;
-		}
-		if (type == DT_UNKNOWN)
-			continue;
+	while ((rc = next_entry(l, d, match, &de, &type)) == S3_OK &&
+	    de != NULL) {
 		nlen = strlen(de->d_name);
 		/* Nothing here could be a key S3 would take. */
 		if (l->path.len + nlen + (type == DT_DIR ? 2 : 0) > KEY_MAX)
@@ -498,22 +512,8 @@ has_key(struct lister *l, int fd, int *found)
 		close(fd);
 		return rc;
 	}
-	while (!*found) {
-		errno = 0;
-		if ((de = readdir(d)) == NULL) {
-			if (errno != 0)
-				rc = io_err(l->err, errno, "cannot read directory",
-				    l->path.data);
-			break;
-		}
-		if (skip_name(de->d_name))
-			continue;
-		if ((type = entry_type(d, de)) == -1) {
-			rc = io_err(l->err, errno, "cannot stat", de->d_name);
-			break;
-		}
-		if (type == DT_UNKNOWN)
-			continue;
+	while (!*found && (rc = next_entry(l, d, NULL, &de, &type)) == S3_OK &&
+	    de != NULL) {
 		path_trunc(&l->path, base);
 		if (buf_addstr(&l->path, de->d_name) != 0 ||
 		    (type == DT_DIR && buf_addch(&l->path, '/') != 0)) {
