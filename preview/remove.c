@@ -133,11 +133,10 @@ remover_main(void *arg)
 		pthread_mutex_lock(&r->mtx);
 		if (st == S3_OK || st == S3_EPARTIAL) {
 			/*
-			 * key_failed counted the failures of this batch; a
-			 * server naming more keys than it was sent deleted
-			 * none.
+			 * key_failed counted the failures of this batch, never
+			 * more than its keys (s3_parse_delete_result).
 			 */
-			r->res->deleted += b.failed < n ? n - b.failed : 0;
+			r->res->deleted += n - b.failed;
 		} else {
 			/* No key of the batch was reported: all failed. */
 			s3_error_text(st, &err, why, sizeof(why));

@@ -1080,8 +1080,8 @@ s3_delete_many(struct s3_client *c, const char *const *keys, size_t n,
 		q.counter = &c->stats.del;
 		if ((st = s3_request(c, &q, err)) != S3_OK)
 			goto out;
-		st = s3_parse_delete_result(resp.data, resp.len, cb, arg,
-		    &nerr);
+		st = s3_parse_delete_result(resp.data, resp.len, nbatch, cb,
+		    arg, &nerr);
 		if (st != S3_OK) {
 			snprintf(err->message, sizeof(err->message), "%s",
 			    st == S3_EXML ? "malformed DeleteObjects result" :

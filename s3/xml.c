@@ -239,8 +239,8 @@ del_text(void *state, const xmlChar *s, int len)
 }
 
 enum s3_status
-s3_parse_delete_result(const char *body, size_t len, s3_delete_err_cb cb,
-    void *arg, int *nerr)
+s3_parse_delete_result(const char *body, size_t len, size_t nkeys,
+    s3_delete_err_cb cb, void *arg, int *nerr)
 {
 	struct delparse	 dp;
 	const char	*f[DF_N], *p;
@@ -258,8 +258,10 @@ s3_parse_delete_result(const char *body, size_t len, s3_delete_err_cb cb,
 		dp.status = S3_ENOMEM;
 	else {
 		rc = xmlParseChunk(dp.x.ctxt, body, (int)len, 1);
+		/* More failed keys than were sent: whose were they? */
 		if (dp.status == S3_OK && (rc != 0 ||
-		    !dp.x.ctxt->wellFormed || !dp.root_done))
+		    !dp.x.ctxt->wellFormed || !dp.root_done ||
+		    (size_t)dp.nerr > nkeys))
 			dp.status = S3_EXML;
 	}
 	s3_xml_close(&dp.x);

@@ -34,10 +34,12 @@ void	s3_xml_close(struct s3_xml *);
 void	s3_xml_stop(struct s3_xml *);
 
 /*
- * A DeleteObjects result: each <Error> handed to cb (key, code, message).
- * Returns S3_OK with the number of errors in *nerr, S3_EXML or S3_ENOMEM.
+ * A DeleteObjects result for a request of nkeys keys: each <Error> handed
+ * to cb (key, code, message).  Returns S3_OK with the number of errors in
+ * *nerr, S3_EXML (malformed, or more errors than keys sent) or S3_ENOMEM;
+ * then cb was not called.
  */
 enum s3_status	s3_parse_delete_result(const char *body, size_t len,
-		    s3_delete_err_cb cb, void *arg, int *nerr);
+		    size_t nkeys, s3_delete_err_cb cb, void *arg, int *nerr);
 
 #endif

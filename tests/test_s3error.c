@@ -276,7 +276,8 @@ static enum s3_status
 parse_del(const char *xml, struct delseen *d, int *nerr)
 {
 	memset(d, 0, sizeof(*d));
-	return s3_parse_delete_result(xml, strlen(xml), del_cb, d, nerr);
+	return s3_parse_delete_result(xml, strlen(xml), S3_DELETE_MAX, del_cb,
+	    d, nerr);
 }
 
 /* The Amazon S3 API Reference, DeleteObjects, "Example 1" response. */
@@ -385,4 +386,23 @@ Test(s3error, delete_result_key_too_long)
 	cr_expect_eq(parse_del(b.data, &d, &nerr), S3_EXML);
 	cr_expect_eq(d.n, 0);
 	buf_release(&b);
+}
+
+/* A result naming more failed keys than the request held is refused. */
+Test(s3error, delete_result_more_errors_than_keys)
+{
+	static const char xml[] =
+	    "<DeleteResult><Error><Key>a</Key><Code>C</Code></Error>"
+	    "<Error><Key>b</Key><Code>C</Code></Error></DeleteResult>";
+	struct delseen	 d;
+	int		 nerr;
+
+	memset(&d, 0, sizeof(d));
+	cr_expect_eq(s3_parse_delete_result(xml, strlen(xml), 1, del_cb, &d,
+	    &nerr), S3_EXML);
+	cr_expect_eq(d.n, 0, "%d keys reported", d.n);
+	cr_expect_eq(s3_parse_delete_result(xml, strlen(xml), 2, del_cb, &d,
+	    &nerr), S3_OK);
+	cr_expect_eq(nerr, 2);
+	cr_expect_eq(d.n, 2);
 }
