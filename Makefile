@@ -45,22 +45,33 @@ B	?= .
 
 ALL_CFLAGS = $(WFLAGS) $(CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS)
 
-LIB_SRCS = $(sort $(wildcard s3/*.c preview/*.c))
+ifeq ($(V),1)
+Q	=
+else
+Q	= @echo "  CC      $<";
+endif
+
+LIB_SRCS = $(sort $(wildcard s3/*.c store/*.c preview/*.c))
 CMD_SRCS = $(sort $(wildcard cmd/*.c))
 TEST_SRCS = $(sort $(wildcard tests/test_*.c tests/helpers.c))
 LIB_OBJS = $(LIB_SRCS:%.c=$(B)/%.o)
 CMD_OBJS = $(CMD_SRCS:%.c=$(B)/%.o)
 TEST_OBJS = $(TEST_SRCS:%.c=$(B)/%.o)
-HDRS	= $(wildcard s3/*.h preview/*.h cmd/*.h tests/*.h)
+HDRS	= $(wildcard s3/*.h store/*.h preview/*.h cmd/*.h tests/*.h)
 LIB	= $(B)/libprewctl.a
 PREWCTL	= $(B)/prewctl
 TESTS	= $(B)/tests/prewctl-tests
 
 all: $(PREWCTL)
 
-$(B)/%.o: %.c $(HDRS)
+# Each object depends on the headers it includes (-MMD), so touching one
+# header rebuilds only what uses it; V=1 shows the whole command.
+$(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(wildcard $(LIB_OBJS:.o=.d) $(CMD_OBJS:.o=.d) $(TEST_OBJS:.o=.d) \
+    $(B)/prewctl.d)
 
 $(LIB): $(LIB_OBJS)
 	rm -f $@

@@ -1,45 +1,78 @@
 /*
  * cmd: the command table's entry type and what every command shares.
  *
- * Each cmd/<name>.c exports exactly one struct cmd_entry; prewctl.c holds
- * the table, parses the global options, loads the configuration when the
- * command needs it, checks the argument counts and calls exec. Only this
- * layer prints messages and chooses exit codes.
+ * Each cmd/<name>.c exports exactly one struct cmd_entry, which declares
+ * its options, its argument counts and whether it needs the configuration
+ * or takes --json. prewctl.c holds the table; cmd_run (cmd/run.c) parses
+ * the global options (before or after the command name), then the
+ * command's own with one parser, checks the argument counts, loads the
+ * configuration, opens the --json object and calls exec. Only this layer
+ * prints messages and chooses exit codes.
  */
 #ifndef PREWCTL_CMD_H
 #define PREWCTL_CMD_H
 
+#include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 
+#include "cmd/json.h"
 #include "preview/config.h"
-#include "preview/diff.h"
-#include "preview/stamp.h"
+#include "preview/engine.h"
 
 /* Exit codes: fixed, listed in the man page's EXIT STATUS. */
 enum {
 	EXIT_DONE = 0,		/* all done */
 	EXIT_SOME_FAILED = 1,	/* some items failed */
 	EXIT_USAGE = 2,		/* usage or configuration error, or refused */
-	EXIT_STORAGE = 3,	/* cannot list, auth refused, unreachable */
+	EXIT_STORAGE = 3,	/* storage error or out of memory: cannot run */
 	EXIT_SIGINT = 130,
+	EXIT_SIGPIPE = 141,	/* standard output closed (| head) */
 	EXIT_SIGTERM = 143,
 };
 
+/* One option as given: its getopt character and its argument. */
+struct cmd_opt {
+	int		 ch;
+	const char	*arg;		/* NULL for a flag */
+};
+
+/* A command's options in the order given, and its other arguments. */
+struct cmd_args {
+	struct cmd_opt	*v;
+	size_t		 n;
+	char	       **argv;
+	int		 argc;
+};
+
+int		 args_has(const struct cmd_args *, int ch);
+/* The last value given for ch, or NULL. */
+const char	*args_get(const struct cmd_args *, int ch);
+
 struct cmd_ctx {
-	const char	*argv0;
 	const char	*config_path;	/* resolved path */
 	struct config	 cfg;		/* loaded when the entry asks */
 	int		 verbose;
 	int		 quiet;
+	struct json	*json;		/* --json: the root object is open */
 };
 
+#define CMD_CONFIG	0x1		/* load the configuration first */
+#define CMD_JSON	0x2		/* takes --json */
+/* The getopt value of --json in a command's longopts. */
+#define CMD_OPT_JSON	0x101
+
 struct cmd_entry {
-	const char	*name;
-	const char	*usage;		/* the arguments, after the name */
-	const char	*summary;	/* one line for --help */
-	int		 needs_config;
-	int		 (*exec)(struct cmd_ctx *, int argc, char **argv);
+	const char		*name;
+	const char		*usage;		/* the arguments, after the name */
+	const char		*summary;	/* one line for --help */
+	const char		*shortopts;	/* getopt's, the command's own */
+	const struct option	*longopts;	/* the command's own, or NULL */
+	int			 args_min, args_max;	/* other arguments */
+	int			 flags;
+	int			 (*exec)(struct cmd_ctx *,
+				    const struct cmd_args *);
 };
 
 extern const struct cmd_entry cmd_generate_entry;
@@ -47,61 +80,72 @@ extern const struct cmd_entry cmd_plan_entry;
 extern const struct cmd_entry cmd_presets_entry;
 extern const struct cmd_entry cmd_purge_entry;
 
-/* prewctl: <message>, on stderr, git's grammar. */
+/* Parse argv, run the command it names, return the exit code. */
+int	 cmd_run(const struct cmd_entry *const *table, size_t n, int argc,
+	    char **argv);
+
+/*
+ * "prewctl: <message>" on stderr, git's grammar. cmd_error's message is
+ * also the "error" of the --json object (the first one given);
+ * cmd_report is for one item among many.
+ */
 void	 cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void	 cmd_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* "usage: prewctl NAME USAGE" on stderr (or stdout for --help). */
+void	 cmd_report(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2)));
+/* The first cmd_error message, or NULL. */
+const char *cmd_first_error(void);
+/* "usage: prewctl NAME USAGE" on f. */
 void	 cmd_usage(const struct cmd_entry *, FILE *);
-/* Flush stdout and check it: code, or 1 when the output was lost. */
+/*
+ * Flush stdout and check it: code, or 1 when output was lost (a full
+ * disk); 141, quietly, when it was closed.
+ */
 int	 cmd_finish(int code);
-/* Write s as a JSON string, quotes included. */
-void	 json_string(FILE *, const char *s);
 
-/* Shared by the commands that touch storage (cmd/common.c). */
+/*
+ * A key in text output, escaped so that one key is one line: '\\' as
+ * "\\\\", tab, newline and CR as "\\t", "\\n", "\\r", any other control
+ * byte and every byte that is not valid UTF-8 as "\\xHH".
+ */
+void	 cmd_key(FILE *, const char *key);
+/*
+ * After writing to stdout: 0 while it takes output, -1 once it is closed
+ * (| head): the run then stops as if interrupted and exits 141 quietly.
+ */
+int	 cmd_out_check(void);
 
-/* The signal that interrupted us, or 0. A second signal exits at once. */
+/* The signal that interrupted us (SIGPIPE for a closed stdout), or 0. */
 extern volatile sig_atomic_t cmd_interrupted;
 void	 cmd_catch_signals(void);
-/* 130 or 143 when interrupted, else code. */
+/* 130, 141 or 143 when interrupted, else code. */
 int	 cmd_exit_code(int code);
 
 /*
- * The presets named by --preset (all when n is 0), in file order, into a
- * new array. Returns 0, or -1 after printing an error (exit 2).
+ * What the storage commands share (cmd/common.c): opening the engine
+ * with the --preset names (option ch) and --prefix given, and turning an
+ * engine failure into its message and exit code: 2 when the
+ * configuration cannot work (a bad option, an unknown preset, no
+ * credentials, no such folder), 3 when the storage failed or memory ran
+ * out, 130/143 when interrupted.
  */
-int	 cmd_select_presets(const struct config *, char **names, size_t n,
-	    const struct preset ***out, size_t *nout);
-/* Open the configured storage; NULL after printing an error. */
-struct store *cmd_open_store(struct cmd_ctx *, int *exit_code);
-/* Print "prewctl: what 'subject': reason" for a storage failure. */
-void	 cmd_storage_error(const char *what, const char *subject,
-	    enum s3_status, const struct s3_error *);
-/* Exit code for a storage status: 2 for config/credentials, else 3. */
-int	 cmd_storage_exit(enum s3_status);
-void	 json_requests(FILE *, const struct s3_stats *);
-/*
- * What plan, generate and purge share: the chosen presets, the store, one
- * connection for stamps and odd requests, the stamps read, and the diff
- * parameters built from them.
- */
-struct cmd_diff {
-	struct store		 *store;
-	struct store_conn	 *conn;
-	const struct preset	**presets;
-	size_t			  npresets;
-	struct stamps		  stamps;
-	struct diff_preset	 *dp;
-	struct diff_params	  params;
+struct cmd_open {
+	int		 preset_ch;	/* the --preset option */
+	const char	*subpath;	/* --prefix */
+	int		 retry_failed;
+	int		 any_source;	/* purge --force */
 };
+int	 cmd_engine_open(struct cmd_ctx *, const struct cmd_args *,
+	    const struct cmd_open *, struct engine *);
+int	 cmd_engine_fail(enum eng_status, const struct eng_error *);
+/* "requests":{list, get, put, head, delete}, "retries" into the JSON. */
+void	 cmd_json_requests(struct json *, const struct s3_stats *);
+/* "requests: 4 list, ..." on f. */
+void	 cmd_print_requests(FILE *, const struct s3_stats *);
 
-/* Returns 0, or -1 after printing an error with *exit_code set. */
-int	 cmd_diff_prepare(struct cmd_ctx *, char **names, size_t nnames,
-	    const char *subpath, struct cmd_diff *, int *exit_code);
-void	 cmd_diff_release(struct cmd_diff *);
-/* Check --prefix: relative, no "..", no leading '/'. */
-int	 cmd_check_subpath(const char *);
-
-/* Parse a positive integer option; -1 after printing an error. */
-int	 cmd_parse_uint(const char *opt, const char *s, long max, long *out);
+/* Parse a number option in min..max; -1 after printing an error. */
+int	 cmd_parse_uint(const char *opt, const char *s, long min, long max,
+	    long *out);
+/* The CPUs this process may run on (its affinity mask), at least 1. */
+long	 cmd_ncpu(void);
 
 #endif

@@ -1,26 +1,143 @@
 /*
- * common: what the storage commands share: signals, preset selection,
- * opening the store, and turning storage statuses into messages and exit
- * codes.
+ * common: what every command shares: messages, output, signals, numbers,
+ * and opening the engine.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cmd.h"
-#include "preview/store.h"
 
 volatile sig_atomic_t cmd_interrupted;
+
+/* The first error, for --json; cmd_error may run in any thread. */
+static pthread_mutex_t	 error_mtx = PTHREAD_MUTEX_INITIALIZER;
+static char		*first_error;
+
+/* A message is never cut: keys alone may be 1024 bytes. */
+static void
+vsay(const char *fmt, va_list ap, int record)
+{
+	char	*msg;
+
+	if (vasprintf(&msg, fmt, ap) == -1) {
+		fputs("prewctl: out of memory\n", stderr);
+		return;
+	}
+	fprintf(stderr, "prewctl: %s\n", msg);
+	pthread_mutex_lock(&error_mtx);
+	if (record && first_error == NULL) {
+		first_error = msg;
+		msg = NULL;
+	}
+	pthread_mutex_unlock(&error_mtx);
+	free(msg);
+}
+
+void
+cmd_error(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsay(fmt, ap, 1);
+	va_end(ap);
+}
+
+void
+cmd_report(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsay(fmt, ap, 0);
+	va_end(ap);
+}
+
+const char *
+cmd_first_error(void)
+{
+	return first_error;
+}
+
+void
+cmd_usage(const struct cmd_entry *e, FILE *f)
+{
+	fprintf(f, "usage: prewctl %s%s%s\n", e->name, *e->usage ? " " : "",
+	    e->usage);
+}
+
+int
+cmd_finish(int code)
+{
+	if (cmd_interrupted == SIGPIPE)
+		return EXIT_SIGPIPE;
+	/* A full disk or closed pipe must not look like success. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (errno == EPIPE)
+			return EXIT_SIGPIPE;
+		cmd_error("cannot write output: %s", strerror(errno));
+		return code == EXIT_DONE ? EXIT_SOME_FAILED : code;
+	}
+	return code;
+}
+
+void
+cmd_key(FILE *f, const char *key)
+{
+	const unsigned char	*p = (const unsigned char *)key;
+	size_t			 len = strlen(key), i = 0, n;
+
+	while (i < len) {
+		switch (p[i]) {
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		default:
+			if (p[i] < 0x20 || p[i] == 0x7f ||
+			    (n = utf8_seq(p + i, len - i)) == 0) {
+				fprintf(f, "\\x%02x", p[i]);
+				break;
+			}
+			fwrite(p + i, 1, n, f);
+			i += n;
+			continue;
+		}
+		i++;
+	}
+}
+
+int
+cmd_out_check(void)
+{
+	if (ferror(stdout) && errno == EPIPE) {
+		cmd_interrupted = SIGPIPE;
+		return -1;
+	}
+	return cmd_interrupted == SIGPIPE ? -1 : 0;
+}
 
 static void
 on_signal(int sig)
 {
 	/* A second signal: the user means it. Leave no temporary file. */
-	if (cmd_interrupted != 0) {
-		dirstore_unlink_temps();
+	if (cmd_interrupted != 0 && cmd_interrupted != SIGPIPE) {
+		store_abort();
 		_exit(128 + sig);
 	}
 	cmd_interrupted = sig;
@@ -36,54 +153,52 @@ cmd_catch_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* A closed stdout shows as EPIPE: cmd_out_check. */
 	signal(SIGPIPE, SIG_IGN);
 }
 
 int
 cmd_exit_code(int code)
 {
-	if (cmd_interrupted == SIGINT)
+	switch (cmd_interrupted) {
+	case SIGINT:
 		return EXIT_SIGINT;
-	if (cmd_interrupted == SIGTERM)
+	case SIGTERM:
 		return EXIT_SIGTERM;
+	case SIGPIPE:
+		return EXIT_SIGPIPE;
+	}
 	return code;
 }
 
 int
-cmd_select_presets(const struct config *cfg, char **names, size_t n,
-    const struct preset ***out, size_t *nout)
+cmd_parse_uint(const char *opt, const char *s, long min, long max, long *out)
 {
-	const struct preset	**v;
-	size_t			 i, j, k = 0;
+	char	*end;
+	long	 v;
 
-	if ((v = calloc(cfg->npresets + 1, sizeof(*v))) == NULL) {
-		cmd_error("out of memory");
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+		cmd_error("bad number '%s' for %s (%ld..%ld)", s, opt, min, max);
 		return -1;
 	}
-	for (j = 0; j < n; j++)
-		if (config_preset(cfg, names[j]) == NULL) {
-			cmd_error("unknown preset '%s' (see 'prewctl presets')",
-			    names[j]);
-			free(v);
-			return -1;
-		}
-	for (i = 0; i < cfg->npresets; i++) {
-		int take = n == 0;
-
-		for (j = 0; j < n && !take; j++)
-			take = strcmp(names[j], cfg->presets[i].name) == 0;
-		if (take)
-			v[k++] = &cfg->presets[i];
-	}
 	*out = v;
-	*nout = k;
 	return 0;
 }
 
-int
-cmd_storage_exit(enum s3_status st)
+long
+cmd_ncpu(void)
 {
-	return st == S3_ECREDS || st == S3_EINVAL ? EXIT_USAGE : EXIT_STORAGE;
+	cpu_set_t	set;
+	long		n;
+
+	/* A container limited to some CPUs says so in our affinity mask. */
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 &&
+	    (n = CPU_COUNT(&set)) > 0)
+		return n;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? n : 1;
 }
 
 /* -vv: one line per request. Each line is one stdio call, so whole. */
@@ -94,151 +209,73 @@ log_request(void *arg, const char *line)
 	fprintf(stderr, "prewctl: %s\n", line);
 }
 
-struct store *
-cmd_open_store(struct cmd_ctx *ctx, int *exit_code)
+int
+cmd_engine_fail(enum eng_status st, const struct eng_error *e)
 {
-	struct store	*s;
-	struct s3_error	 err;
-	enum s3_status	 st;
-	char		 msg[512];
+	char	msg[1800];
 
-	if ((s = store_new(&ctx->cfg, &st, &err)) == NULL) {
-		s3_error_text(st, &err, msg, sizeof(msg));
-		cmd_error("cannot open storage: %s", msg);
-		*exit_code = cmd_storage_exit(st);
-	} else if (ctx->verbose >= 2)
-		store_set_log(s, log_request, NULL);
-	return s;
-}
-
-void
-cmd_storage_error(const char *what, const char *subject, enum s3_status st,
-    const struct s3_error *err)
-{
-	char	msg[512];
-
-	s3_error_text(st, err, msg, sizeof(msg));
-	cmd_error("%s '%s': %s", what, subject, msg);
-}
-
-void
-json_requests(FILE *f, const struct s3_stats *r)
-{
-	fprintf(f, "\"requests\":{\"list\":%llu,\"get\":%llu,\"put\":%llu,"
-	    "\"head\":%llu,\"delete\":%llu},\"retries\":%llu",
-	    (unsigned long long)r->list, (unsigned long long)r->get,
-	    (unsigned long long)r->put, (unsigned long long)r->head,
-	    (unsigned long long)r->del, (unsigned long long)r->retries);
+	if (st == ENG_OK)
+		return EXIT_DONE;
+	if (st == ENG_INTERRUPTED)
+		return cmd_exit_code(EXIT_SOME_FAILED);
+	cmd_error("%s", eng_error_text(st, e, msg, sizeof(msg)));
+	if (st == ENG_CONFIG || (st == ENG_STORAGE && e->setup))
+		return EXIT_USAGE;
+	return EXIT_STORAGE;
 }
 
 int
-cmd_parse_uint(const char *opt, const char *s, long max, long *out)
+cmd_engine_open(struct cmd_ctx *ctx, const struct cmd_args *a,
+    const struct cmd_open *o, struct engine *eng)
 {
-	char	*end;
-	long	 v;
+	struct eng_params	 p;
+	struct eng_error	 e;
+	enum eng_status		 st;
+	char			**names;
+	size_t			 i, n = 0;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < 0 || v > max) {
-		cmd_error("bad number '%s' for %s", s, opt);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-int
-cmd_check_subpath(const char *p)
-{
-	const char	*seg;
-	size_t		 len;
-
-	if (*p == '/') {
-		cmd_error("bad --prefix '%s': must be relative to the source",
-		    p);
-		return -1;
-	}
-	for (seg = p; *seg != '\0'; seg += len + (seg[len] == '/')) {
-		len = strcspn(seg, "/");
-		if ((len == 2 && strncmp(seg, "..", 2) == 0) ||
-		    (len == 1 && *seg == '.')) {
-			cmd_error("bad --prefix '%s': '.' and '..' are not "
-			    "allowed", p);
-			return -1;
-		}
-		if (seg[len] == '\0')
-			break;
-	}
-	return 0;
-}
-
-int
-cmd_diff_prepare(struct cmd_ctx *ctx, char **names, size_t nnames,
-    const char *subpath, struct cmd_diff *cd, int *exit_code)
-{
-	struct config	*cfg = &ctx->cfg;
-	struct s3_error	 err;
-	enum s3_status	 st;
-	size_t		 i;
-
-	memset(cd, 0, sizeof(*cd));
-	*exit_code = EXIT_USAGE;
-	if (cmd_check_subpath(subpath) != 0)
-		return -1;
-	if (cmd_select_presets(cfg, names, nnames, &cd->presets,
-	    &cd->npresets) != 0)
-		goto fail;
-	if ((cd->store = cmd_open_store(ctx, exit_code)) == NULL)
-		goto fail;
-	if ((cd->conn = store_conn_new(cd->store)) == NULL) {
-		cmd_error("cannot open storage: out of memory");
-		*exit_code = EXIT_STORAGE;
-		goto fail;
-	}
-	store_conn_set_cancel(cd->conn, &cmd_interrupted);
-	st = stamps_read(cd->conn, cfg->previews, cd->presets, cd->npresets,
-	    &cd->stamps, &err);
-	if (st != S3_OK) {
-		cmd_storage_error("cannot list", cfg->previews, st, &err);
-		*exit_code = cmd_storage_exit(st);
-		goto fail;
-	}
-	if ((cd->dp = calloc(cd->npresets + 1, sizeof(*cd->dp))) == NULL) {
+	if ((names = calloc(a->n + 1, sizeof(*names))) == NULL) {
 		cmd_error("out of memory");
-		goto fail;
+		return EXIT_STORAGE;
 	}
-	for (i = 0; i < cd->npresets; i++) {
-		const struct stamp *s = &cd->stamps.v[i];
-
-		cd->dp[i].name = cd->presets[i]->name;
-		cd->dp[i].changed = !s->current;
-		cd->dp[i].stamp_ms = s->current ? s->mtime_ms : 0;
-	}
-	cd->params = (struct diff_params){
-		.store = cd->store,
-		.source = cfg->source,
-		.previews = cfg->previews,
-		.subpath = subpath,
-		.presets = cd->dp,
-		.npresets = cd->npresets,
-		.extensions = cfg->extensions,
-		.nextensions = cfg->nextensions,
-		.cancel = &cmd_interrupted,
-	};
-	*exit_code = EXIT_DONE;
-	return 0;
-fail:
-	cmd_diff_release(cd);
-	return -1;
+	for (i = 0; i < a->n; i++)
+		if (a->v[i].ch == o->preset_ch)
+			names[n++] = (char *)a->v[i].arg;
+	memset(&p, 0, sizeof(p));
+	p.cfg = &ctx->cfg;
+	p.names = names;
+	p.nnames = n;
+	p.subpath = o->subpath != NULL ? o->subpath : "";
+	p.retry_failed = o->retry_failed;
+	p.any_source = o->any_source;
+	p.cancel = &cmd_interrupted;
+	if (ctx->verbose >= 2)
+		p.log = log_request;
+	st = engine_open(eng, &p, &e);
+	free(names);
+	return cmd_engine_fail(st, &e);
 }
 
 void
-cmd_diff_release(struct cmd_diff *cd)
+cmd_json_requests(struct json *j, const struct s3_stats *r)
 {
-	stamps_release(&cd->stamps);
-	store_conn_free(cd->conn);
-	store_free(cd->store);
-	free(cd->presets);
-	free(cd->dp);
-	memset(cd, 0, sizeof(*cd));
+	json_key(j, "requests");
+	json_object(j);
+	json_ku64(j, "list", r->list);
+	json_ku64(j, "get", r->get);
+	json_ku64(j, "put", r->put);
+	json_ku64(j, "head", r->head);
+	json_ku64(j, "delete", r->del);
+	json_end(j);
+	json_ku64(j, "retries", r->retries);
+}
+
+void
+cmd_print_requests(FILE *f, const struct s3_stats *r)
+{
+	fprintf(f, "requests: %llu list, %llu get, %llu put, %llu head, "
+	    "%llu delete, %llu retries\n", (unsigned long long)r->list,
+	    (unsigned long long)r->get, (unsigned long long)r->put,
+	    (unsigned long long)r->head, (unsigned long long)r->del,
+	    (unsigned long long)r->retries);
 }

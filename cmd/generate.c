@@ -1,13 +1,14 @@
 /*
  * generate: make every missing or stale preview.
  *
- * Order of work: read the stamps; rewrite those whose preset changed (so a
- * run killed after this point still knows the change); then run the
- * merge-join, pushing one job per original that needs any preset into the
- * worker pool, which blocks the listing when it falls behind. Results come
- * back through gen_report, under the pool's report lock.
+ * Order of work: open the engine (stamps read); write the stamps of
+ * changed presets (so a run killed after this point still knows the
+ * change); start the guard and the pool; run the merge-join, pushing one
+ * job per original that needs any preset into the pool, which blocks the
+ * listing when it falls behind; drain the pool; let the guard make its
+ * last check. Results come back through gen_done under the pool's report
+ * lock.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,31 +16,51 @@
 #include <unistd.h>
 
 #include "cmd.h"
-#include "preview/render.h"
+#include "preview/keys.h"
 #include "preview/work.h"
+
+#define OPT_PRESET	'p'
+#define OPT_PREFIX	0x200
+#define OPT_FORCE	0x201
+#define OPT_KEYS	0x202
+#define OPT_RETRY	0x203
+#define OPT_VERIFY	0x204
+
+struct gen_opts {
+	const char	*prefix;
+	long		 jobs;
+	int		 dry_run;
+	int		 force;
+	int		 keys;
+	int		 retry_failed;
+	int		 verify;
+};
 
 struct gen_counts {
 	uint64_t	 state[PS_COUNT];
+	uint64_t	 to_make;
 	uint64_t	 generated;
 	uint64_t	 failed;
+	uint64_t	 skipped;
+	uint64_t	 removed;	/* stale previews of non-images */
+	uint64_t	 verified;	/* --verify: fresh and right */
 	uint64_t	 bytes;
 };
 
 struct gen {
-	struct cmd_diff		*cd;
+	struct cmd_ctx		*ctx;
+	struct gen_opts		 o;
+	struct engine		 eng;
+	struct maker		 mk;
+	struct guard		*guard;
 	struct work		*work;
 	struct gen_counts	*c;		/* per preset */
-	FILE			*failures;	/* JSON lines, for --json */
-	int			 dry_run;
-	int			 force;
-	int			 json;
-	int			 keys;		/* print what would be made */
+	struct json		*json;
 	int			 progress;
-	int			 verbose;
-	uint64_t		 jobs;		/* queued */
-	uint64_t		 done;		/* results reported */
-	_Atomic uint64_t	 todo;		/* results expected */
-	uint64_t		 nfailed;
+	uint64_t		 todo;		/* previews queued */
+	uint64_t		 done;		/* previews with a result */
+	uint64_t		 nfailed, nlost_skips, nmarked;
+	int			 nomem;
 	struct timespec		 start, last_progress;
 };
 
@@ -56,8 +77,7 @@ elapsed(const struct timespec *since)
 static void
 gen_progress(struct gen *g, int final)
 {
-	double		t, rate, eta;
-	uint64_t	todo;
+	double	t, rate, eta;
 
 	if (!g->progress)
 		return;
@@ -66,48 +86,115 @@ gen_progress(struct gen *g, int final)
 	clock_gettime(CLOCK_MONOTONIC, &g->last_progress);
 	t = elapsed(&g->start);
 	rate = t > 0 ? (double)g->done / t : 0;
-	todo = g->todo;
-	eta = rate > 0 ? (double)(todo - g->done) / rate : 0;
+	eta = rate > 0 ? (double)(g->todo - g->done) / rate : 0;
 	fprintf(stderr, "\r%llu/%llu previews, %.1f/s, ETA %d:%02d, "
 	    "%llu failed ", (unsigned long long)g->done,
-	    (unsigned long long)todo, rate, (int)eta / 60, (int)eta % 60,
+	    (unsigned long long)g->todo, rate, (int)eta / 60, (int)eta % 60,
 	    (unsigned long long)g->nfailed);
 	if (final)
 		fputc('\n', stderr);
 }
 
+/* One --keys entry: text at queue time, JSON once its result is known. */
 static void
-gen_report(void *arg, const struct work_result *r)
+key_json(struct gen *g, const char *preview, const char *original,
+    size_t preset, const char *state, const char *result, const char *err)
 {
-	struct gen		*g = arg;
-	const struct preset	*p = g->cd->presets[r->preset];
+	json_object(g->json);
+	json_kstr(g->json, "key", preview);
+	json_kstr(g->json, "original", original);
+	json_kstr(g->json, "preset", g->eng.presets[preset]->name);
+	json_kstr(g->json, "state", state);
+	json_kstr(g->json, "result", result);
+	if (err != NULL)
+		json_kstr(g->json, "error", err);
+	json_end(g->json);
+}
 
-	g->done++;
-	if (r->ok) {
-		g->c[r->preset].generated++;
-		g->c[r->preset].bytes += r->bytes;
-		if (g->verbose)
-			fprintf(stderr, "%smade '%s' (%llu bytes)\n",
-			    g->progress ? "\r" : "", r->preview,
-			    (unsigned long long)r->bytes);
-	} else {
-		g->c[r->preset].failed++;
-		g->nfailed++;
-		if (g->progress)
-			fputc('\n', stderr);
-		cmd_error("cannot make preview '%s' of '%s': %s", p->name,
-		    r->key, r->error);
-		if (g->failures != NULL) {
-			fputs("{\"key\":", g->failures);
-			json_string(g->failures, r->key);
-			fputs(",\"preset\":", g->failures);
-			json_string(g->failures, p->name);
-			fputs(",\"error\":", g->failures);
-			json_string(g->failures, r->error);
-			fputs("}\n", g->failures);
+static void
+failure_json(struct gen *g, const char *original, size_t preset,
+    const char *err)
+{
+	json_object(g->json);
+	json_kstr(g->json, "key", original);
+	json_kstr(g->json, "preset", g->eng.presets[preset]->name);
+	json_kstr(g->json, "error", err);
+	json_end(g->json);
+}
+
+static const char *const result_names[] = {
+	"pending", "made", "failed", "skipped", "verified"
+};
+
+/* A job's end: count, report, free. */
+static void
+gen_done(void *arg, struct job *j)
+{
+	struct gen	*g = arg;
+	size_t		 i;
+
+	for (i = 0; i < j->n; i++) {
+		const struct job_preset	*p = &j->p[i];
+		struct gen_counts	*c = &g->c[p->preset];
+		const char		*name = g->eng.presets[p->preset]->name;
+
+		g->done++;
+		if (g->json != NULL && g->o.keys)
+			key_json(g, p->key.data, j->key, p->preset,
+			    pstate_name(p->state), result_names[p->result],
+			    p->result == MAKE_FAILED ||
+			    p->result == MAKE_SKIPPED ? p->error : NULL);
+		switch (p->result) {
+		case MAKE_MADE:
+			c->generated++;
+			c->bytes += p->out.data.len;
+			if (g->ctx->verbose)
+				cmd_report("%smade '%s' (%zu bytes)",
+				    g->progress ? "\r" : "", p->key.data,
+				    p->out.data.len);
+			break;
+		case MAKE_FAILED:
+			c->failed++;
+			g->nfailed++;
+			c->removed += p->removed;
+			if (g->progress)
+				fputc('\n', stderr);
+			cmd_report("cannot make preview '%s' of '%s': %s%s", name,
+			    j->key, p->error, p->removed ? "; its stale "
+			    "preview was removed" : "");
+			if (g->json != NULL && !g->o.keys)
+				failure_json(g, j->key, p->preset, p->error);
+			break;
+		case MAKE_SKIPPED:
+			c->skipped++;
+			if (strstr(p->error, "stamp") != NULL)
+				g->nlost_skips++;
+			if (g->ctx->verbose)
+				cmd_report("skipped '%s': %s", p->key.data,
+				    p->error);
+			break;
+		case MAKE_VERIFIED:
+			c->verified++;
+			break;
+		case MAKE_PENDING:
+			break;
 		}
 	}
+	if (j->mark_written)
+		g->nmarked++;
+	if (j->changed)
+		cmd_report("'%s' changed while its previews were made: "
+		    "they were removed, the next run makes them", j->key);
+	job_free(j);
 	gen_progress(g, 0);
+}
+
+/* A preview the listing says cannot be written: its key is too long. */
+static int
+key_too_long(const struct gen *g, size_t i, const char *rel)
+{
+	return strlen(g->eng.cfg->previews) +
+	    strlen(g->eng.presets[i]->name) + 1 + strlen(rel) > KEY_MAX;
 }
 
 static int
@@ -115,343 +202,387 @@ gen_item(void *arg, const struct diff_item *it)
 {
 	struct gen	*g = arg;
 	struct job	*j;
-	uint64_t	 mask = 0;
-	size_t		 i, n = 0;
+	size_t		 idx[MAKE_MAX_PRESETS], i, n = 0;
+	enum pstate	 state[MAKE_MAX_PRESETS];
+	struct buf	 key;
 
-	for (i = 0; i < g->cd->npresets; i++) {
+	for (i = 0; i < g->eng.npresets; i++) {
 		enum pstate s = it->state[i];
 
 		g->c[i].state[s]++;
-		if (s == PS_MISSING || s == PS_STALE_ORIGINAL ||
-		    s == PS_STALE_PRESET || (s == PS_FRESH && g->force)) {
-			mask |= UINT64_C(1) << i;
-			n++;
-			if (g->keys)
-				printf("%s\t%s\t%s\n", pstate_name(s),
-				    g->cd->presets[i]->name, it->source->key);
+		if (!pstate_todo(s, g->o.force) && !(g->o.verify &&
+		    s == PS_FRESH))
+			continue;
+		if (key_too_long(g, i, it->rel)) {
+			g->c[i].skipped++;
+			cmd_report("cannot make preview '%s' of '%s': its key "
+			    "would be longer than 1024 bytes",
+			    g->eng.presets[i]->name, it->source->key);
+			continue;
 		}
+		if (pstate_todo(s, g->o.force))
+			g->c[i].to_make++;
+		if (g->o.keys && (g->json == NULL || g->o.dry_run)) {
+			buf_init(&key, BUF_NOMAX);
+			if (key_preview(&key, g->eng.cfg->previews,
+			    g->eng.presets[i]->name, it->rel) != 0) {
+				g->nomem = 1;
+				return 1;
+			}
+			if (g->json != NULL)
+				key_json(g, key.data, it->source->key, i,
+				    pstate_name(s), "dry-run", NULL);
+			else {
+				printf("%s\t%s\t", pstate_name(s),
+				    g->eng.presets[i]->name);
+				cmd_key(stdout, key.data);
+				putchar('\n');
+			}
+			buf_release(&key);
+			if (cmd_out_check() != 0)
+				return 1;
+		}
+		idx[n] = i;
+		state[n++] = s;
 	}
-	if (mask == 0 || g->dry_run)
+	if (n == 0 || g->o.dry_run)
 		return 0;
-	if ((j = calloc(1, sizeof(*j))) == NULL ||
-	    (j->key = strdup(it->source->key)) == NULL) {
-		free(j);
+	if ((j = job_new(&g->mk, it->source->key, it->source->size, idx,
+	    n)) == NULL) {
+		g->nomem = 1;
 		return 1;
 	}
-	j->rel = j->key + strlen(g->cd->params.source);
-	snprintf(j->etag, sizeof(j->etag), "%s", it->source->etag);
-	j->size = it->source->size;
-	j->mask = mask;
-	g->jobs++;
+	for (i = 0; i < n; i++) {
+		j->p[i].state = state[i];
+		j->p[i].verify = state[i] == PS_FRESH && !g->o.force;
+	}
+	j->marked = it->mark != NULL;
+	(void)snprintf(j->listed_etag, sizeof(j->listed_etag), "%s",
+	    it->source->etag);
 	g->todo += n;
-	return work_push(g->work, j) != 0;
+	if (work_push(g->work, j) != 0) {
+		job_free(j);
+		return 1;
+	}
+	return 0;
 }
 
-/*
- * Rewrite the stamps of changed presets. S3's LastModified has one-second
- * resolution, so a preview written in the same second as its stamp could
- * not be told from one written just before it; waiting out that second
- * makes every preview of the new definition strictly newer than its stamp.
- */
-static int
-write_stamps(struct gen *g, int quiet)
+static void
+stamp_written(void *arg, const struct preset *p, int existed)
 {
-	struct cmd_diff	*cd = g->cd;
-	struct s3_error	 err;
-	struct timespec	 ts = { 1, 50 * 1000000L };
-	enum s3_status	 st;
-	size_t		 i;
-	int		 wrote = 0;
+	struct gen	*g = arg;
 
-	for (i = 0; i < cd->npresets; i++) {
-		if (!cd->dp[i].changed)
-			continue;
-		st = stamp_write(cd->conn, cd->params.previews, &cd->stamps.v[i],
-		    &err);
-		if (st != S3_OK) {
-			cmd_storage_error("cannot write the stamp of preset",
-			    cd->presets[i]->name, st, &err);
-			return cmd_storage_exit(st);
-		}
-		if (!quiet)
-			fprintf(stderr, "preset '%s' %s: its previews will be "
-			    "remade\n", cd->presets[i]->name,
-			    cd->stamps.v[i].exists ? "changed" : "is new");
-		wrote = 1;
+	if (!g->ctx->quiet && g->json == NULL)
+		cmd_report("preset '%s' %s: its previews will be remade",
+		    p->name, existed ? "changed" : "is new");
+}
+
+static void
+guard_lost(void *arg, size_t preset)
+{
+	struct gen	*g = arg;
+
+	cmd_error("preset '%s' was changed on storage by another run: its "
+	    "stamp no longer matches this configuration, so no more of its "
+	    "previews are written", g->eng.presets[preset]->name);
+}
+
+static void
+guard_removed(void *arg, size_t preset, const char *key, const char *error)
+{
+	struct gen	*g = arg;
+
+	if (error != NULL)
+		cmd_error("cannot remove '%s', written after preset '%s' "
+		    "changed: %s", key, g->eng.presets[preset]->name, error);
+	else if (g->ctx->verbose)
+		cmd_report("removed '%s': written after preset '%s' changed",
+		    key, g->eng.presets[preset]->name);
+}
+
+static void
+print_summary(struct gen *g, const struct diff_result *res,
+    const struct s3_stats *reqs, double secs)
+{
+	struct gen_counts	*c;
+	uint64_t		 known = 0;
+	size_t			 i;
+
+	printf("%llu originals, %llu other objects ignored, %.1f s%s\n",
+	    (unsigned long long)res->originals,
+	    (unsigned long long)res->ignored, secs,
+	    g->o.dry_run ? " (dry run: nothing written)" : "");
+	printf("%-12s %9s %9s %9s %9s %12s\n", "preset",
+	    g->o.dry_run ? "to make" : "generated", "fresh", "failed", "known",
+	    "bytes");
+	for (i = 0; i < g->eng.npresets; i++) {
+		c = &g->c[i];
+		known += c->state[PS_KNOWN_FAILURE];
+		printf("%-12s %9llu %9llu %9llu %9llu %12llu\n",
+		    g->eng.presets[i]->name, (unsigned long long)
+		    (g->o.dry_run ? c->to_make : c->generated),
+		    (unsigned long long)c->state[PS_FRESH],
+		    (unsigned long long)c->failed,
+		    (unsigned long long)c->state[PS_KNOWN_FAILURE],
+		    (unsigned long long)c->bytes);
 	}
-	if (wrote)
-		while (nanosleep(&ts, &ts) == -1 && !cmd_interrupted)
-			;
+	cmd_print_requests(stdout, reqs);
+	if (known > 0)
+		printf("%llu known failures: originals unchanged since they "
+		    "failed (--retry-failed tries them again)\n",
+		    (unsigned long long)known);
+}
+
+static void
+print_json(struct gen *g, const struct diff_result *res,
+    const struct s3_stats *reqs, double secs)
+{
+	struct json	*j = g->json;
+	size_t		 i, s;
+
+	json_end(j);	/* the keys or failures */
+	json_key(j, "dry_run");
+	json_bool(j, g->o.dry_run);
+	json_key(j, "seconds");
+	json_double(j, secs, 3);
+	json_ku64(j, "workers", g->o.dry_run ? 0 : (uint64_t)g->o.jobs);
+	json_ku64(j, "originals", res->originals);
+	json_ku64(j, "ignored", res->ignored);
+	json_key(j, "presets");
+	json_object(j);
+	for (i = 0; i < g->eng.npresets; i++) {
+		struct gen_counts *c = &g->c[i];
+
+		json_key(j, g->eng.presets[i]->name);
+		json_object(j);
+		json_ku64(j, "to_make", c->to_make);
+		json_ku64(j, "generated", c->generated);
+		json_ku64(j, "failed", c->failed);
+		json_ku64(j, "skipped", c->skipped);
+		json_ku64(j, "removed", c->removed);
+		json_ku64(j, "bytes", c->bytes);
+		if (g->o.verify)
+			json_ku64(j, "verified", c->verified);
+		for (s = PS_MISSING; s < PS_COUNT; s++)
+			json_ku64(j, pstate_name((enum pstate)s), c->state[s]);
+		json_end(j);
+	}
+	json_end(j);
+	cmd_json_requests(j, reqs);
+}
+
+static int
+parse_opts(const struct cmd_args *a, struct gen_opts *o)
+{
+	size_t	i;
+	long	ncpu = cmd_ncpu();
+
+	memset(o, 0, sizeof(*o));
+	o->jobs = ncpu < 256 ? ncpu : 256;
+	for (i = 0; i < a->n; i++) {
+		switch (a->v[i].ch) {
+		case OPT_PREFIX:
+			o->prefix = a->v[i].arg;
+			break;
+		case 'j':
+			if (cmd_parse_uint("-j", a->v[i].arg, 1, 256,
+			    &o->jobs) != 0)
+				return -1;
+			break;
+		case 'n':
+			o->dry_run = 1;
+			break;
+		case OPT_FORCE:
+			o->force = 1;
+			break;
+		case OPT_KEYS:
+			o->keys = 1;
+			break;
+		case OPT_RETRY:
+			o->retry_failed = 1;
+			break;
+		case OPT_VERIFY:
+			o->verify = 1;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* The pool and the guard, sized so that libvips and we share the CPUs. */
+static int
+start_pool(struct gen *g, long ncpu)
+{
+	struct work_params	wp;
+	struct guard_cbs	cbs = { guard_lost, guard_removed, g };
+	char			msg[512];
+
+	/* libvips' own threads on top of ours would oversubscribe the CPUs. */
+	if (render_global_init("prewctl", ncpu > g->o.jobs ? (int)(ncpu /
+	    g->o.jobs) : 1, msg, sizeof(msg)) != 0) {
+		cmd_error("cannot start libvips: %s", msg);
+		return EXIT_STORAGE;
+	}
+	if ((g->guard = engine_guard(&g->eng, &cbs)) == NULL ||
+	    guard_start(g->guard, 10 * 1000) != 0) {
+		cmd_error("out of memory");
+		return EXIT_STORAGE;
+	}
+	engine_maker(&g->eng, g->guard, &g->mk);
+	memset(&wp, 0, sizeof(wp));
+	wp.maker = &g->mk;
+	wp.nworkers = (int)g->o.jobs;
+	wp.max_storage_errors = 10;
+	wp.cancel = &cmd_interrupted;
+	wp.done = gen_done;
+	wp.done_arg = g;
+	if ((g->work = work_start(&wp)) == NULL) {
+		cmd_error("cannot start workers: out of memory");
+		return EXIT_STORAGE;
+	}
 	return EXIT_DONE;
 }
 
-static void
-gen_summary(struct gen *g, const struct diff_result *res,
-    const struct s3_stats *reqs, double secs, FILE *f)
+/* Drain the pool and the guard; the exit code they call for. */
+static int
+stop_pool(struct gen *g, struct s3_stats *reqs)
 {
-	struct cmd_diff	*cd = g->cd;
-	size_t		 i;
+	struct store_error	 err;
+	enum store_status	 st;
+	enum work_stop		 stop = WORK_RUNNING;
+	char			 msg[600];
+	int			 code = EXIT_DONE;
 
-	fprintf(f, "%llu originals, %llu other objects ignored, %.1f s%s\n",
-	    (unsigned long long)res->originals,
-	    (unsigned long long)res->ignored, secs,
-	    g->dry_run ? " (dry run: nothing written)" : "");
-	fprintf(f, "%-12s %9s %9s %9s %12s\n", "preset",
-	    g->dry_run ? "to make" : "generated", "fresh", "failed", "bytes");
-	for (i = 0; i < cd->npresets; i++) {
-		struct gen_counts *c = &g->c[i];
-		uint64_t todo = c->state[PS_MISSING] +
-		    c->state[PS_STALE_ORIGINAL] + c->state[PS_STALE_PRESET] +
-		    (g->force ? c->state[PS_FRESH] : 0);
-
-		fprintf(f, "%-12s %9llu %9llu %9llu %12llu\n",
-		    cd->presets[i]->name,
-		    (unsigned long long)(g->dry_run ? todo : c->generated),
-		    (unsigned long long)(g->force ? 0 : c->state[PS_FRESH]),
-		    (unsigned long long)c->failed,
-		    (unsigned long long)c->bytes);
+	if (g->work != NULL)
+		stop = work_finish(g->work, reqs);
+	g->work = NULL;
+	if (stop == WORK_READS_FAILING || stop == WORK_WRITES_FAILING) {
+		cmd_error("stopped: storage failed %d %s in a row", 10,
+		    stop == WORK_READS_FAILING ? "reads" : "writes");
+		code = EXIT_STORAGE;
 	}
-	fprintf(f, "requests: %llu list, %llu get, %llu put, %llu head, "
-	    "%llu retries\n", (unsigned long long)reqs->list,
-	    (unsigned long long)reqs->get, (unsigned long long)reqs->put,
-	    (unsigned long long)reqs->head, (unsigned long long)reqs->retries);
-}
-
-static void
-gen_json(struct gen *g, const struct diff_result *res,
-    const struct s3_stats *reqs, double secs, int code)
-{
-	struct cmd_diff	*cd = g->cd;
-	size_t		 i, s;
-	int		 ch, first = 1, at_start = 1;
-
-	printf("{\"dry_run\":%s,\"exit\":%d,\"seconds\":%.3f,"
-	    "\"originals\":%llu,\"ignored\":%llu,\"presets\":{",
-	    g->dry_run ? "true" : "false", code, secs,
-	    (unsigned long long)res->originals,
-	    (unsigned long long)res->ignored);
-	for (i = 0; i < cd->npresets; i++) {
-		struct gen_counts *c = &g->c[i];
-
-		printf("%s", i > 0 ? "," : "");
-		json_string(stdout, cd->presets[i]->name);
-		printf(":{\"generated\":%llu,\"fresh\":%llu,\"failed\":%llu,"
-		    "\"bytes\":%llu", (unsigned long long)c->generated,
-		    (unsigned long long)(g->force ? 0 : c->state[PS_FRESH]),
-		    (unsigned long long)c->failed,
-		    (unsigned long long)c->bytes);
-		for (s = PS_MISSING; s < PS_COUNT; s++)
-			if (s != PS_FRESH)
-				printf(",\"%s\":%llu", pstate_name(s),
-				    (unsigned long long)c->state[s]);
-		printf("}");
-	}
-	printf("},");
-	json_requests(stdout, reqs);
-	printf(",\"failures\":[");
-	if (g->failures != NULL) {
-		rewind(g->failures);
-		while ((ch = getc(g->failures)) != EOF) {
-			if (at_start && !first)
-				putchar(',');
-			first = 0;
-			at_start = ch == '\n';
-			if (ch != '\n')
-				putchar(ch);
+	if (g->guard != NULL) {
+		if ((st = guard_stop(g->guard, &err)) != STORE_OK) {
+			store_error_text(st, &err, msg, sizeof(msg));
+			cmd_error("storage failed: cannot check that the "
+			    "stamps under '%s' are unchanged: %s",
+			    g->eng.cfg->previews, msg);
+			code = EXIT_STORAGE;
 		}
+		guard_stats(g->guard, reqs);
+		guard_free(g->guard);
+		g->guard = NULL;
 	}
-	printf("]}\n");
+	return code;
 }
 
 static int
-cmd_generate_exec(struct cmd_ctx *ctx, int argc, char **argv)
+run(struct gen *g, const struct cmd_args *a)
 {
-	static const struct option longopts[] = {
-		{ "preset", required_argument, NULL, 'p' },
-		{ "prefix", required_argument, NULL, 'P' },
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "keys", no_argument, NULL, 'k' },
-		{ "json", no_argument, NULL, 'J' },
-		{ NULL, 0, NULL, 0 }
-	};
-	struct config		*cfg = &ctx->cfg;
-	struct cmd_diff		 cd;
 	struct diff_result	 res;
-	struct s3_error		 err;
+	struct eng_error	 e;
+	struct store_error	 err;
 	struct s3_stats		 reqs;
-	struct work_params	 wp;
-	struct gen		 g;
-	enum s3_status		 st;
-	const char		*subpath = "";
-	const char		**md5 = NULL;
-	char			**names, msg[512];
-	size_t			 nnames = 0, i;
-	long			 jobs, ncpu;
-	int			 ch, code, storage_failed = 0;
-	double			 secs;
+	enum store_status	 st;
+	enum eng_status		 est;
+	char			 msg[600];
+	int			 code, pcode = EXIT_DONE;
+	struct cmd_open		 co = { OPT_PRESET, g->o.prefix,
+				    g->o.retry_failed, 0 };
 
-	memset(&g, 0, sizeof(g));
 	memset(&res, 0, sizeof(res));
 	memset(&reqs, 0, sizeof(reqs));
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	jobs = ncpu > 0 ? (ncpu < 256 ? ncpu : 256) : 1;
-	if ((names = calloc((size_t)argc, sizeof(*names))) == NULL)
-		return EXIT_USAGE;
-	while ((ch = getopt_long(argc, argv, "fj:n", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'p':
-			names[nnames++] = optarg;
-			break;
-		case 'P':
-			subpath = optarg;
-			break;
-		case 'j':
-			if (cmd_parse_uint("-j", optarg, 256, &jobs) != 0 ||
-			    jobs == 0) {
-				free(names);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'n':
-			g.dry_run = 1;
-			break;
-		case 'f':
-			g.force = 1;
-			break;
-		case 'k':
-			g.keys = 1;
-			break;
-		case 'J':
-			g.json = 1;
-			break;
-		default:
-			goto usage;
+	if ((code = cmd_engine_open(g->ctx, a, &co, &g->eng)) != EXIT_DONE)
+		return code;
+	if ((g->c = calloc(g->eng.npresets + 1, sizeof(*g->c))) == NULL) {
+		cmd_error("out of memory");
+		return EXIT_STORAGE;
+	}
+	if (g->json != NULL) {
+		json_key(g->json, g->o.keys ? "keys" : "failures");
+		json_array(g->json);
+	}
+	if (!g->o.dry_run) {
+		if ((est = engine_write_stamps(&g->eng, stamp_written, g,
+		    &e)) != ENG_OK)
+			return cmd_engine_fail(est, &e);
+		if ((code = start_pool(g, cmd_ncpu())) != EXIT_DONE) {
+			(void)stop_pool(g, &reqs);
+			return code;
 		}
 	}
-	if (optind != argc)
-		goto usage;
-	if (cfg->npresets > WORK_MAX_PRESETS) {
-		cmd_error("%s: at most %d presets", ctx->config_path,
-		    WORK_MAX_PRESETS);
-		free(names);
-		return EXIT_USAGE;
-	}
-	/* libvips' own threads on top of ours would oversubscribe the CPUs. */
-	if (render_global_init(ctx->argv0, ncpu > jobs ? (int)(ncpu / jobs) :
-	    1, msg, sizeof(msg)) != 0) {
-		cmd_error("cannot start libvips: %s", msg);
-		free(names);
-		return EXIT_USAGE;
-	}
-	cmd_catch_signals();
-	clock_gettime(CLOCK_MONOTONIC, &g.start);
-	if (cmd_diff_prepare(ctx, names, nnames, subpath, &cd, &code) != 0) {
-		free(names);
-		return cmd_exit_code(code);
-	}
-	free(names);
-	g.cd = &cd;
-	g.verbose = ctx->verbose;
-	g.progress = !ctx->quiet && !g.json && !g.keys && !g.verbose &&
-	    isatty(2);
-	if ((g.c = calloc(cd.npresets + 1, sizeof(*g.c))) == NULL ||
-	    (md5 = calloc(cd.npresets + 1, sizeof(*md5))) == NULL) {
-		code = EXIT_STORAGE;
-		goto out;
-	}
-	if (g.json && (g.failures = tmpfile()) == NULL) {
-		cmd_error("cannot make a temporary file for --json");
-		code = EXIT_USAGE;
-		goto out;
-	}
-	if (!g.dry_run && (code = write_stamps(&g, ctx->quiet || g.json)) !=
-	    EXIT_DONE)
-		goto out;
 
-	for (i = 0; i < cd.npresets; i++)
-		md5[i] = cd.stamps.v[i].md5;
-	if (!g.dry_run) {
-		memset(&wp, 0, sizeof(wp));
-		wp.store = cd.store;
-		wp.presets = cd.presets;
-		wp.stamp_md5 = md5;
-		wp.npresets = cd.npresets;
-		wp.previews = cfg->previews;
-		wp.cache_control = cfg->cache_control;
-		wp.acl = cfg->acl;
-		wp.limits.max_pixels = cfg->max_pixels;
-		wp.limits.max_bytes = cfg->max_bytes;
-		wp.limits.timeout_s = cfg->image_timeout_s;
-		wp.nworkers = (int)jobs;
-		wp.max_storage_errors = 10;
-		wp.cancel = &cmd_interrupted;
-		wp.report = gen_report;
-		wp.report_arg = &g;
-		if ((g.work = work_start(&wp)) == NULL) {
-			cmd_error("cannot start workers");
-			code = EXIT_STORAGE;
-			goto out;
-		}
-	}
-	st = diff_run(&cd.params, gen_item, &g, &res, &err);
-	if (st == S3_ECANCELLED && !cmd_interrupted &&
-	    (g.work == NULL || !work_stopped(g.work))) {
-		/* Neither a signal nor the pool: a job could not be made. */
+	st = diff_run(&g->eng.params, gen_item, g, &res, &err);
+	pcode = stop_pool(g, &reqs);
+	gen_progress(g, 1);
+
+	code = g->nfailed > 0 || g->nlost_skips > 0 ? EXIT_SOME_FAILED :
+	    EXIT_DONE;
+	if (g->nomem) {
 		cmd_error("stopped: out of memory");
-		st = S3_ENOMEM;
-	}
-	if (g.work != NULL) {
-		if (st == S3_ECANCELLED)
-			st = S3_OK;	/* the pool or the signal says why */
-		work_finish(g.work, &reqs, &storage_failed);
-		g.work = NULL;
-	}
-	gen_progress(&g, 1);
-	code = EXIT_DONE;
-	if (g.nfailed > 0)
-		code = EXIT_SOME_FAILED;
-	if (st == S3_ENOMEM)
 		code = EXIT_STORAGE;
-	else if (st != S3_OK && st != S3_ECANCELLED) {
-		cmd_storage_error("cannot list", res.failed_prefix, st, &err);
-		code = cmd_storage_exit(st);
-	}
-	if (storage_failed) {
-		cmd_error("stopped: storage failed %d times in a row",
-		    wp.max_storage_errors);
+	} else if (st != STORE_OK && st != STORE_ECANCELLED) {
+		store_error_text(st, &err, msg, sizeof(msg));
+		cmd_error("cannot list '%s': %s", res.failed_prefix, msg);
 		code = EXIT_STORAGE;
 	}
-	code = cmd_exit_code(code);
-	if (cmd_interrupted)
+	if (pcode != EXIT_DONE)
+		code = pcode;
+	if (cmd_interrupted != 0 && cmd_interrupted != SIGPIPE)
 		cmd_error("interrupted: %llu previews made before stopping",
-		    (unsigned long long)g.done);
-	store_conn_stats(cd.conn, &reqs);
+		    (unsigned long long)g->done);
+	store_conn_stats(g->eng.conn, &reqs);
 	s3_stats_add(&reqs, &res.requests);
-	secs = elapsed(&g.start);
-	if (g.json)
-		gen_json(&g, &res, &reqs, secs, code);
-	else if (!ctx->quiet)
-		gen_summary(&g, &res, &reqs, secs, stdout);
-out:
-	if (g.failures != NULL)
-		fclose(g.failures);
-	free(g.c);
-	free(md5);
-	cmd_diff_release(&cd);
-	return code;
-usage:
-	cmd_usage(&cmd_generate_entry, stderr);
-	free(names);
-	return EXIT_USAGE;
+	if (g->json != NULL)
+		print_json(g, &res, &reqs, elapsed(&g->start));
+	else if (!g->ctx->quiet)
+		print_summary(g, &res, &reqs, elapsed(&g->start));
+	return cmd_exit_code(code);
 }
+
+static int
+cmd_generate_exec(struct cmd_ctx *ctx, const struct cmd_args *a)
+{
+	struct gen	g;
+	int		code;
+
+	memset(&g, 0, sizeof(g));
+	g.ctx = ctx;
+	g.json = ctx->json;
+	if (parse_opts(a, &g.o) != 0)
+		return EXIT_USAGE;
+	g.progress = !ctx->quiet && g.json == NULL && !g.o.keys &&
+	    !ctx->verbose && isatty(2);
+	clock_gettime(CLOCK_MONOTONIC, &g.start);
+	cmd_catch_signals();
+	code = run(&g, a);
+	free(g.c);
+	engine_close(&g.eng);
+	return code;
+}
+
+static const struct option generate_longopts[] = {
+	{ "preset", required_argument, NULL, OPT_PRESET },
+	{ "prefix", required_argument, NULL, OPT_PREFIX },
+	{ "jobs", required_argument, NULL, 'j' },
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "keys", no_argument, NULL, OPT_KEYS },
+	{ "retry-failed", no_argument, NULL, OPT_RETRY },
+	{ "verify", no_argument, NULL, OPT_VERIFY },
+	{ "json", no_argument, NULL, CMD_OPT_JSON },
+	{ NULL, 0, NULL, 0 }
+};
 
 const struct cmd_entry cmd_generate_entry = {
 	.name = "generate",
 	.usage = "[--preset NAME ...] [--prefix SUBPATH] [-j N] [-n | --dry-run] "
-	    "[--force] [--keys] [--json]",
+	    "[--force] [--retry-failed] [--verify] [--keys] [--json]",
 	.summary = "make every missing or stale preview",
-	.needs_config = 1,
+	.shortopts = "j:n",
+	.longopts = generate_longopts,
+	.args_min = 0,
+	.args_max = 0,
+	.flags = CMD_CONFIG | CMD_JSON,
 	.exec = cmd_generate_exec,
 };

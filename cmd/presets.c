@@ -7,17 +7,13 @@
 #include "cmd.h"
 
 static int
-cmd_presets_exec(struct cmd_ctx *ctx, int argc, char **argv)
+cmd_presets_exec(struct cmd_ctx *ctx, const struct cmd_args *a)
 {
 	const struct config	*cfg = &ctx->cfg;
 	char			 canon[1024];
 	size_t			 i;
 
-	(void)argv;
-	if (argc != 1) {
-		cmd_usage(&cmd_presets_entry, stderr);
-		return EXIT_USAGE;
-	}
+	(void)a;
 	printf("# %s\n", ctx->config_path);
 	if (cfg->directory != NULL)
 		printf("storage   directory %s\n", cfg->directory);
@@ -39,6 +35,8 @@ const struct cmd_entry cmd_presets_entry = {
 	.name = "presets",
 	.usage = "",
 	.summary = "print the presets as parsed (exit 2 on a bad file)",
-	.needs_config = 1,
+	.args_min = 0,
+	.args_max = 0,
+	.flags = CMD_CONFIG,
 	.exec = cmd_presets_exec,
 };

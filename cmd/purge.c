@@ -1,31 +1,63 @@
 /*
- * purge: delete previews whose original is gone, and with
- * --removed-presets everything under the folders (and the stamps) of
- * presets no longer configured.
+ * purge: delete previews whose original is gone (and the failure marks of
+ * originals that are gone), and with --removed-presets the folders and
+ * stamps of presets no longer configured.
  *
  * Nothing is deleted until every listing has finished: the keys go to a
- * spool first, then the refusals are checked (an empty source while
- * previews exist, a failed listing, more than --max-delete keys), and only
- * then does remove_spool delete.
+ * spool first, then the refusals are checked, and only then does
+ * remove_spool delete. The refusals, so that a mistake deletes nothing:
+ *   - a listing failed (exit 3), unless --force;
+ *   - no originals under the source while previews exist (exit 2), unless
+ *     --force;
+ *   - more than half of some preset's previews would go, when that is
+ *     more than PURGE_SHARE_MIN keys (exit 2), unless --force;
+ *   - more than --max-delete keys (default PURGE_MAX_DELETE) would go
+ *     (exit 2): only a larger --max-delete lifts it.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
+#include "preview/keys.h"
 #include "preview/remove.h"
 
+#define OPT_PRESET	'p'
+#define OPT_PREFIX	0x200
+#define OPT_FORCE	0x201
+#define OPT_REMOVED	0x205
+#define OPT_MAX		0x206
+
+#define PURGE_MAX_DELETE	10000
+#define PURGE_SHARE_MIN		10
+
 struct purge {
-	struct cmd_diff	*cd;
+	struct cmd_ctx	*ctx;
+	struct engine	 eng;
+	struct json	*json;
 	FILE		*spool;
-	uint64_t	 count;
+	uint64_t	 count;		/* keys spooled */
 	uint64_t	*orphans;	/* per preset */
-	uint64_t	 removed;	/* from removed presets */
+	uint64_t	*previews;	/* per preset: how many exist */
+	uint64_t	 marks;		/* failure marks of gone originals */
+	uint64_t	 removed;	/* keys of removed presets */
+	uint64_t	 left_alone;	/* folders under previews not ours */
 	int		 failed;	/* cannot spool */
-	int		 json;
-	int		 first;
+	int		 force;
+	int		 dry_run;
+	long		 max_delete;
 };
+
+static int
+spool(struct purge *p, const char *key)
+{
+	if (spool_add(p->spool, key) != 0) {
+		p->failed = 1;
+		return -1;
+	}
+	p->count++;
+	return 0;
+}
 
 static int
 purge_item(void *arg, const struct diff_item *it)
@@ -33,15 +65,20 @@ purge_item(void *arg, const struct diff_item *it)
 	struct purge	*p = arg;
 	size_t		 i;
 
-	for (i = 0; i < p->cd->npresets; i++) {
+	for (i = 0; i < p->eng.npresets; i++) {
+		if (it->previews[i] != NULL)
+			p->previews[i]++;
 		if (it->state[i] != PS_ORPHAN)
 			continue;
-		if (spool_add(p->spool, it->previews[i]->key) != 0) {
-			p->failed = 1;
+		if (spool(p, it->previews[i]->key) != 0)
 			return 1;
-		}
 		p->orphans[i]++;
-		p->count++;
+	}
+	/* A mark is bookkeeping: it goes with its original. */
+	if (it->source == NULL && it->mark != NULL) {
+		if (spool(p, it->mark->key) != 0)
+			return 1;
+		p->marks++;
 	}
 	return 0;
 }
@@ -51,265 +88,323 @@ removed_obj(void *arg, const struct s3_object *o)
 {
 	struct purge	*p = arg;
 
-	if (spool_add(p->spool, o->key) != 0) {
-		p->failed = 1;
+	if (spool(p, o->key) != 0)
 		return 1;
-	}
 	p->removed++;
-	p->count++;
 	return 0;
+}
+
+/*
+ * Spool the folders and stamps of removed presets: ours, no longer
+ * configured. Everything else under the previews root is left alone.
+ * Returns an exit code: EXIT_DONE when all is spooled.
+ */
+static int
+spool_removed(struct purge *p)
+{
+	struct root_item	*v = NULL;
+	struct s3_list_params	 lp;
+	struct store_error	 err;
+	struct eng_error	 e;
+	enum eng_status		 est;
+	enum store_status	 st;
+	struct buf		 prefix;
+	size_t			 n = 0, i;
+	char			 msg[600];
+	int			 rc = EXIT_STORAGE;
+
+	if ((est = engine_root(&p->eng, &v, &n, &e)) != ENG_OK)
+		return cmd_engine_fail(est, &e);
+	buf_init(&prefix, BUF_NOMAX);
+	for (i = 0; i < n; i++) {
+		if (v[i].kind != ROOT_REMOVED) {
+			p->left_alone++;
+			if (p->ctx->verbose)
+				cmd_report("left alone: '%s%s/' (%s)",
+				    p->eng.cfg->previews, v[i].name,
+				    v[i].kind == ROOT_THEIRS ? "a preset of "
+				    "another source" : "not made by prewctl");
+			continue;
+		}
+		buf_reset(&prefix);
+		if (v[i].has_dir) {
+			if (key_preset_prefix(&prefix, p->eng.cfg->previews,
+			    v[i].name) != 0)
+				goto nomem;
+			memset(&lp, 0, sizeof(lp));
+			lp.prefix = prefix.data;
+			st = store_list(p->eng.conn, &lp, removed_obj, NULL, p,
+			    &err);
+			if (p->failed)
+				goto out;
+			if (st != STORE_OK) {
+				store_error_text(st, &err, msg, sizeof(msg));
+				cmd_error("refusing to purge: cannot list "
+				    "'%s': %s", prefix.data, msg);
+				goto out;
+			}
+		}
+		buf_reset(&prefix);
+		if (key_stamp(&prefix, p->eng.cfg->previews, v[i].name) != 0)
+			goto nomem;
+		if (spool(p, prefix.data) != 0)
+			goto out;
+		p->removed++;
+	}
+	rc = EXIT_DONE;
+	goto out;
+nomem:
+	cmd_error("out of memory");
+out:
+	buf_release(&prefix);
+	root_items_free(v, n);
+	return rc;
+}
+
+/* Whether the refusals allow deleting what was spooled; 0 when they do. */
+static int
+refusals(struct purge *p, const struct diff_result *res)
+{
+	size_t	i;
+
+	if (res->originals == 0 && res->previews > 0 && !p->force) {
+		cmd_error("refusing to purge: no originals under '%s' but %llu "
+		    "previews exist (wrong source? --force overrides)",
+		    p->eng.cfg->source, (unsigned long long)res->previews);
+		return EXIT_USAGE;
+	}
+	for (i = 0; i < p->eng.npresets && !p->force; i++)
+		if (p->orphans[i] > PURGE_SHARE_MIN &&
+		    p->orphans[i] * 2 > p->previews[i]) {
+			cmd_error("refusing to purge: %llu of the %llu previews "
+			    "of preset '%s' would be deleted, more than half "
+			    "(--force overrides)",
+			    (unsigned long long)p->orphans[i],
+			    (unsigned long long)p->previews[i],
+			    p->eng.presets[i]->name);
+			return EXIT_USAGE;
+		}
+	if (p->count > (uint64_t)p->max_delete) {
+		cmd_error("refusing to purge: %llu keys would be deleted, more "
+		    "than --max-delete %ld", (unsigned long long)p->count,
+		    p->max_delete);
+		return EXIT_USAGE;
+	}
+	return EXIT_DONE;
 }
 
 static void
-purge_err(void *arg, const char *key, const char *why)
+on_deleted(void *arg, const char *key)
 {
-	(void)arg;
-	cmd_error("cannot delete '%s': %s", key, why);
+	struct purge	*p = arg;
+
+	if (p->ctx->verbose)
+		cmd_report("deleted '%s'", key);
 }
 
-/* Spool every key of presets that are no longer configured. */
-static int
-spool_removed(struct cmd_ctx *ctx, struct purge *p)
+static void
+on_failed(void *arg, const char *key, enum store_status st, const char *why)
 {
-	struct cmd_diff		*cd = p->cd;
-	struct s3_list_params	 lp;
-	struct s3_error		 err;
-	struct buf		 prefix;
-	enum s3_status		 st;
-	size_t			 i, plen = strlen(ctx->cfg.previews);
-	const char		*name;
+	struct purge	*p = arg;
 
-	buf_init(&prefix, BUF_NOMAX);
-	for (i = 0; i < cd->stamps.ndirs; i++) {
-		if (config_preset(&ctx->cfg, cd->stamps.dirs[i]) != NULL)
-			continue;
-		buf_reset(&prefix);
-		if (buf_addf(&prefix, "%s%s/", ctx->cfg.previews,
-		    cd->stamps.dirs[i]) != 0)
-			goto nomem;
-		memset(&lp, 0, sizeof(lp));
-		lp.prefix = prefix.data;
-		st = store_list(cd->conn, &lp, removed_obj, NULL, p, &err);
-		if (p->failed)
-			goto nomem;
-		if (st != S3_OK) {
-			cmd_storage_error("refusing to purge: cannot list",
-			    prefix.data, st, &err);
-			buf_release(&prefix);
-			return -1;
-		}
+	(void)st;
+	cmd_report("cannot delete '%s': %s", key, why);
+	if (p->json != NULL) {
+		json_object(p->json);
+		json_kstr(p->json, "key", key);
+		json_kstr(p->json, "error", why);
+		json_end(p->json);
 	}
-	for (i = 0; i < cd->stamps.nstamp_keys; i++) {
-		name = cd->stamps.stamp_keys[i] + plen + strlen(STAMP_NAME);
-		if (config_preset(&ctx->cfg, name) != NULL)
-			continue;
-		if (spool_add(p->spool, cd->stamps.stamp_keys[i]) != 0)
-			goto nomem;
-		p->removed++;
-		p->count++;
-	}
-	buf_release(&prefix);
-	return 0;
-nomem:
-	cmd_error("cannot write the spool of keys to delete");
-	buf_release(&prefix);
-	return -1;
 }
 
-static int
-cmd_purge_exec(struct cmd_ctx *ctx, int argc, char **argv)
+/* -n: the keys that would be deleted, then how many. */
+static void
+print_dry_run(struct purge *p)
 {
-	static const struct option longopts[] = {
-		{ "preset", required_argument, NULL, 'p' },
-		{ "removed-presets", no_argument, NULL, 'R' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "max-delete", required_argument, NULL, 'M' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "json", no_argument, NULL, 'J' },
-		{ NULL, 0, NULL, 0 }
-	};
-	struct cmd_diff		 cd;
-	struct diff_result	 res;
-	struct remove_result	 rr;
-	struct s3_error		 err;
-	struct purge		 p;
-	struct buf		 key;
-	enum s3_status		 st;
-	char			**names;
-	size_t			 nnames = 0, i;
-	long			 max_delete = -1;
-	int			 ch, code, removed = 0, dry_run = 0, force = 0;
-	int			 listing_failed = 0;
+	struct buf	key;
 
-	memset(&p, 0, sizeof(p));
-	memset(&rr, 0, sizeof(rr));
-	if ((names = calloc((size_t)argc, sizeof(*names))) == NULL)
-		return EXIT_USAGE;
-	while ((ch = getopt_long(argc, argv, "n", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'p':
-			names[nnames++] = optarg;
-			break;
-		case 'R':
-			removed = 1;
-			break;
-		case 'n':
-			dry_run = 1;
-			break;
-		case 'M':
-			if (cmd_parse_uint("--max-delete", optarg, 1L << 62,
-			    &max_delete) != 0) {
-				free(names);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'f':
-			force = 1;
-			break;
-		case 'J':
-			p.json = 1;
-			break;
-		default:
-			goto usage;
-		}
-	}
-	if (optind != argc)
-		goto usage;
-	cmd_catch_signals();
-	if (cmd_diff_prepare(ctx, names, nnames, "", &cd, &code) != 0) {
-		free(names);
-		/* A failed listing is a refusal: nothing was deleted. */
-		return cmd_exit_code(code == EXIT_STORAGE ? EXIT_USAGE : code);
-	}
-	free(names);
-	p.cd = &cd;
 	buf_init(&key, BUF_NOMAX);
-	if ((p.orphans = calloc(cd.npresets + 1, sizeof(*p.orphans))) == NULL ||
-	    (p.spool = tmpfile()) == NULL) {
+	rewind(p->spool);
+	if (p->json != NULL) {
+		json_key(p->json, "keys");
+		json_array(p->json);
+	}
+	while (spool_next(p->spool, &key) > 0 && cmd_out_check() == 0) {
+		if (p->json != NULL)
+			json_str(p->json, key.data);
+		else {
+			cmd_key(stdout, key.data);
+			putchar('\n');
+		}
+	}
+	if (p->json != NULL)
+		json_end(p->json);
+	else if (!p->ctx->quiet)
+		printf("%llu keys would be deleted (dry run)\n",
+		    (unsigned long long)p->count);
+	buf_release(&key);
+}
+
+static void
+print_json(struct purge *p, const struct remove_result *rr,
+    const struct s3_stats *reqs)
+{
+	struct json	*j = p->json;
+	size_t		 i;
+
+	json_key(j, "dry_run");
+	json_bool(j, p->dry_run);
+	json_ku64(j, "would_delete", p->count);
+	json_ku64(j, "deleted", rr->deleted);
+	json_ku64(j, "failed", rr->failed);
+	json_ku64(j, "removed_presets_keys", p->removed);
+	json_ku64(j, "marks", p->marks);
+	json_ku64(j, "left_alone", p->left_alone);
+	json_key(j, "orphans");
+	json_object(j);
+	for (i = 0; i < p->eng.npresets; i++)
+		json_ku64(j, p->eng.presets[i]->name, p->orphans[i]);
+	json_end(j);
+	cmd_json_requests(j, reqs);
+}
+
+static int
+run(struct purge *p, const struct cmd_args *a)
+{
+	struct remove_cbs	 cbs = { on_deleted, on_failed, p };
+	struct remove_result	 rr;
+	struct diff_result	 res;
+	struct store_error	 err;
+	enum store_status	 st;
+	char			 msg[600];
+	int			 code, listing_failed = 0;
+	struct cmd_open		 co = { OPT_PRESET, args_get(a, OPT_PREFIX), 0,
+				    p->force };
+
+	memset(&rr, 0, sizeof(rr));
+	if (args_has(a, OPT_REMOVED) && args_get(a, OPT_PREFIX) != NULL) {
+		cmd_error("--removed-presets deletes whole presets: not with "
+		    "--prefix");
+		return EXIT_USAGE;
+	}
+	if ((code = cmd_engine_open(p->ctx, a, &co, &p->eng)) != EXIT_DONE)
+		return code;
+	if ((p->orphans = calloc(p->eng.npresets + 1,
+	    sizeof(*p->orphans))) == NULL ||
+	    (p->previews = calloc(p->eng.npresets + 1,
+	    sizeof(*p->previews))) == NULL ||
+	    (p->spool = tmpfile()) == NULL) {
 		cmd_error("cannot make the spool of keys to delete");
-		code = EXIT_USAGE;
-		goto out;
+		return EXIT_STORAGE;
 	}
 
-	st = diff_run(&cd.params, purge_item, &p, &res, &err);
-	if (p.failed) {
+	st = diff_run(&p->eng.params, purge_item, p, &res, &err);
+	if (p->failed) {
 		cmd_error("cannot write the spool of keys to delete");
-		code = EXIT_USAGE;
-		goto out;
+		return EXIT_STORAGE;
 	}
-	if (cmd_interrupted) {
-		code = cmd_exit_code(EXIT_DONE);
-		goto out;
-	}
-	if (st != S3_OK) {
-		cmd_storage_error(force ? "cannot list" :
-		    "refusing to purge: cannot list", res.failed_prefix, st,
-		    &err);
+	if (cmd_interrupted)
+		return cmd_exit_code(EXIT_DONE);
+	if (st != STORE_OK) {
+		store_error_text(st, &err, msg, sizeof(msg));
+		cmd_error("%scannot list '%s': %s", p->force ? "" :
+		    "refusing to purge: ", res.failed_prefix, msg);
+		if (!p->force)
+			return EXIT_STORAGE;
 		listing_failed = 1;
-		if (!force) {
-			code = EXIT_USAGE;
-			goto out;
-		}
 	}
-	if (res.originals == 0 && res.previews > 0 && !force &&
-	    !listing_failed) {
-		cmd_error("refusing to purge: no originals under '%s' but %llu "
-		    "previews exist (wrong source? --force overrides)",
-		    ctx->cfg.source, (unsigned long long)res.previews);
-		code = EXIT_USAGE;
-		goto out;
-	}
-	if (removed && spool_removed(ctx, &p) != 0) {
-		code = EXIT_USAGE;
-		goto out;
-	}
-	if (max_delete >= 0 && p.count > (uint64_t)max_delete) {
-		cmd_error("refusing to purge: %llu keys would be deleted, more "
-		    "than --max-delete %ld", (unsigned long long)p.count,
-		    max_delete);
-		code = EXIT_USAGE;
-		goto out;
-	}
-	if (fflush(p.spool) != 0) {
+	if (args_has(a, OPT_REMOVED) && (code = spool_removed(p)) != EXIT_DONE)
+		return code;
+	if (!listing_failed && (code = refusals(p, &res)) != EXIT_DONE)
+		return code;
+	if (fflush(p->spool) != 0) {
 		cmd_error("cannot write the spool of keys to delete");
-		code = EXIT_USAGE;
-		goto out;
+		return EXIT_STORAGE;
 	}
 
-	if (dry_run) {
-		rewind(p.spool);
-		if (p.json)
-			printf("{\"dry_run\":true,\"keys\":[");
-		for (i = 0; spool_next(p.spool, &key) > 0; i++) {
-			if (p.json) {
-				printf("%s", i > 0 ? "," : "");
-				json_string(stdout, key.data);
-			} else
-				printf("%s\n", key.data);
+	if (p->dry_run)
+		print_dry_run(p);
+	else {
+		if (p->json != NULL) {
+			json_key(p->json, "failures");
+			json_array(p->json);
 		}
-	} else
-		remove_spool(cd.store, p.spool, 4, &cmd_interrupted, purge_err,
-		    NULL, &rr);
-	store_conn_stats(cd.conn, &res.requests);
+		remove_spool(p->eng.store, p->spool, 4, &cmd_interrupted, &cbs,
+		    &rr);
+		if (p->json != NULL)
+			json_end(p->json);
+	}
+	store_conn_stats(p->eng.conn, &res.requests);
 	s3_stats_add(&res.requests, &rr.requests);
 
 	code = rr.failed > 0 ? EXIT_SOME_FAILED : EXIT_DONE;
-	if (rr.status != S3_OK) {
-		cmd_storage_error("stopped deleting", ctx->cfg.previews,
-		    rr.status, &rr.err);
-		cmd_error("%llu keys were not tried",
-		    (unsigned long long)(p.count - rr.deleted - rr.failed));
-		code = cmd_storage_exit(rr.status);
+	/* Deletes the server refuses are no item's fault: credentials. */
+	if (rr.refused > 0)
+		code = EXIT_STORAGE;
+	if (rr.status != STORE_OK) {
+		store_error_text(rr.status, &rr.err, msg, sizeof(msg));
+		cmd_error("stopped deleting under '%s': %s",
+		    p->eng.cfg->previews, msg);
+		cmd_error("%llu keys were not tried", (unsigned long long)
+		    (p->count - rr.deleted - rr.failed));
+		code = EXIT_STORAGE;
 	}
 	if (listing_failed)	/* --force deleted what it found; say so */
 		code = EXIT_STORAGE;
-	code = cmd_exit_code(code);
-	if (p.json) {
-		if (!dry_run)
-			printf("{\"dry_run\":false");
-		else
-			printf("]");
-		printf(",\"exit\":%d,\"would_delete\":%llu,\"deleted\":%llu,"
-		    "\"failed\":%llu,\"removed_presets_keys\":%llu,"
-		    "\"orphans\":{", code, (unsigned long long)p.count,
+	if (p->json != NULL)
+		print_json(p, &rr, &res.requests);
+	else if (!p->ctx->quiet && !p->dry_run)
+		printf("%llu deleted, %llu failed\n",
 		    (unsigned long long)rr.deleted,
-		    (unsigned long long)rr.failed,
-		    (unsigned long long)p.removed);
-		for (i = 0; i < cd.npresets; i++) {
-			printf("%s", i > 0 ? "," : "");
-			json_string(stdout, cd.presets[i]->name);
-			printf(":%llu", (unsigned long long)p.orphans[i]);
-		}
-		printf("},");
-		json_requests(stdout, &res.requests);
-		printf("}\n");
-	} else if (!ctx->quiet) {
-		if (dry_run)
-			fprintf(stderr, "%llu keys would be deleted (dry run)\n",
-			    (unsigned long long)p.count);
-		else
-			printf("%llu deleted, %llu failed\n",
-			    (unsigned long long)rr.deleted,
-			    (unsigned long long)rr.failed);
-	}
-out:
+		    (unsigned long long)rr.failed);
+	return cmd_exit_code(code);
+}
+
+static int
+cmd_purge_exec(struct cmd_ctx *ctx, const struct cmd_args *a)
+{
+	struct purge	p;
+	int		code;
+
+	memset(&p, 0, sizeof(p));
+	p.ctx = ctx;
+	p.json = ctx->json;
+	p.force = args_has(a, OPT_FORCE);
+	p.dry_run = args_has(a, 'n');
+	p.max_delete = PURGE_MAX_DELETE;
+	if (args_has(a, OPT_MAX) && cmd_parse_uint("--max-delete",
+	    args_get(a, OPT_MAX), 0, 1L << 62, &p.max_delete) != 0)
+		return EXIT_USAGE;
+	cmd_catch_signals();
+	code = run(&p, a);
 	if (p.spool != NULL)
 		fclose(p.spool);
 	free(p.orphans);
-	buf_release(&key);
-	cmd_diff_release(&cd);
+	free(p.previews);
+	engine_close(&p.eng);
 	return code;
-usage:
-	cmd_usage(&cmd_purge_entry, stderr);
-	free(names);
-	return EXIT_USAGE;
 }
+
+static const struct option purge_longopts[] = {
+	{ "preset", required_argument, NULL, OPT_PRESET },
+	{ "prefix", required_argument, NULL, OPT_PREFIX },
+	{ "removed-presets", no_argument, NULL, OPT_REMOVED },
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ "max-delete", required_argument, NULL, OPT_MAX },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "json", no_argument, NULL, CMD_OPT_JSON },
+	{ NULL, 0, NULL, 0 }
+};
 
 const struct cmd_entry cmd_purge_entry = {
 	.name = "purge",
-	.usage = "[--preset NAME ...] [--removed-presets] [-n | --dry-run] "
-	    "[--max-delete N] [--force] [--json]",
+	.usage = "[--preset NAME ...] [--prefix SUBPATH] [--removed-presets] "
+	    "[-n | --dry-run] [--max-delete N] [--force] [--json]",
 	.summary = "delete previews whose original is gone",
-	.needs_config = 1,
+	.shortopts = "n",
+	.longopts = purge_longopts,
+	.args_min = 0,
+	.args_max = 0,
+	.flags = CMD_CONFIG | CMD_JSON,
 	.exec = cmd_purge_exec,
 };

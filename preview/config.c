@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ini.h>
 
@@ -270,6 +271,20 @@ finish_storage(struct parser *p)
 	if (cfg->bucket == NULL && cfg->directory == NULL)
 		return fail(p, p->storage_line, "missing 'bucket' or "
 		    "'directory' in [storage]");
+	/* What only S3 reads means nothing to a folder: say so. */
+	if (cfg->directory != NULL) {
+		static const enum skey s3only[] = {
+			S_ENDPOINT, S_REGION, S_PATH_STYLE, S_TLS_VERIFY,
+			S_CA_BUNDLE, S_ACL, S_CACHE_CONTROL,
+		};
+		size_t	i;
+
+		for (i = 0; i < NITEMS(s3only); i++)
+			if (p->storage_keyline[s3only[i]] != 0)
+				return fail(p, p->storage_keyline[s3only[i]],
+				    "'%s' has no meaning with 'directory' in "
+				    "[storage]", storage_keys[s3only[i]]);
+	}
 	if (cfg->source == NULL)
 		return fail(p, p->storage_line, "missing 'source' in "
 		    "[storage]");
@@ -313,6 +328,14 @@ new_preset(struct parser *p, const char *name)
 
 	if (config_preset(cfg, name) != NULL)
 		return fail(p, p->lineno, "duplicate preset '%s'", name);
+	/* On case-insensitive storage they would share one folder. */
+	for (n = 0; n < cfg->npresets; n++)
+		if (strcasecmp(cfg->presets[n].name, name) == 0)
+			return fail(p, p->lineno, "preset '%s' differs from "
+			    "'%s' only in case", name, cfg->presets[n].name);
+	if (cfg->npresets == CONFIG_MAX_PRESETS)
+		return fail(p, p->lineno, "too many presets (at most %d)",
+		    CONFIG_MAX_PRESETS);
 
 	/* Few presets: grow one at a time. */
 	n = cfg->npresets + 1;
@@ -568,12 +591,28 @@ get_str(struct parser *p, const char *value, char **out)
 	return 0;
 }
 
+/*
+ * A key prefix ending in '/' whose segments could all be keys' segments
+ * as listed: no leading '/', no empty, "." or ".." segment (S3 keeps
+ * "./photo/" apart from "photo/", so such a prefix would never match
+ * what the user meant).
+ */
 static int
 get_prefix(struct parser *p, const char *key, const char *value,
     char **out)
 {
+	const char	*seg;
+	size_t		 n;
+
 	if (value[strlen(value) - 1] != '/')
 		return bad_value(p, key, value, "must end in '/'");
+	for (seg = value; *seg != '\0'; seg += n + 1) {
+		n = strcspn(seg, "/");
+		if (n == 0 || (n == 1 && seg[0] == '.') ||
+		    (n == 2 && seg[0] == '.' && seg[1] == '.'))
+			return bad_value(p, key, value, "no leading '/', and no "
+			    "empty, '.' or '..' segment");
+	}
 	return get_str(p, value, out);
 }
 
@@ -663,12 +702,21 @@ storage_key(struct parser *p, const char *key, const char *value)
 		return get_str(p, value, &cfg->bucket);
 	case S_DIRECTORY:
 		return get_str(p, value, &cfg->directory);
-	case S_ENDPOINT:
+	case S_ENDPOINT: {
+		const char *host;
+
 		if (strncmp(value, "http://", 7) != 0 &&
 		    strncmp(value, "https://", 8) != 0)
 			return bad_value(p, key, value, "want http:// or "
 			    "https://");
+		/* The bucket and key make the path: no path of its own. */
+		host = value + (value[4] == 's' ? 8 : 7);
+		if (host[strcspn(host, "/?#")] != '\0' &&
+		    strcmp(host + strcspn(host, "/?#"), "/") != 0)
+			return bad_value(p, key, value, "scheme, host and port "
+			    "only: no path or query");
 		return get_str(p, value, &cfg->endpoint);
+	}
 	case S_REGION:
 		if (strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
 		    strlen(value))

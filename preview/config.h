@@ -57,6 +57,8 @@ struct config {
 
 /* Debian's inih r55 reads lines into a 200-byte buffer. */
 #define CONFIG_MAX_LINE 199
+/* Presets a configuration may have: each job keeps them in a bit mask. */
+#define CONFIG_MAX_PRESETS 64
 /* A preset name: [A-Za-z0-9_-], not starting with '-'. */
 #define PRESET_NAME_MAX 40
 

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "diff.h"
+#include "keys.h"
 
 #define RING_SIZE 1024
 
@@ -26,13 +27,14 @@ struct stream {
 	size_t			 head, count;
 	int			 done;
 	int			 stop;
-	enum s3_status		 status;
-	struct s3_error		 err;
+	int			 nomem;
+	enum store_status	 status;
+	struct store_error	 err;
 
 	/* Set before the thread starts, read-only after. */
 	pthread_t		 thread;
 	struct store_conn	*conn;
-	char			*prefix;	/* full listing prefix */
+	struct buf		 prefix;	/* full listing prefix */
 	size_t			 strip;		/* bytes to strip from keys */
 	int			 is_source;
 	char *const		*exts;
@@ -47,13 +49,21 @@ struct stream {
 };
 
 static const char *const pstate_names[PS_COUNT] = {
-	"none", "missing", "stale-original", "stale-preset", "fresh", "orphan"
+	"none", "missing", "stale-original", "stale-preset", "fresh", "orphan",
+	"known-failure"
 };
 
 const char *
 pstate_name(enum pstate s)
 {
 	return (unsigned)s < PS_COUNT ? pstate_names[s] : "?";
+}
+
+int
+pstate_todo(enum pstate s, int force)
+{
+	return s == PS_MISSING || s == PS_STALE_ORIGINAL ||
+	    s == PS_STALE_PRESET || (s == PS_FRESH && force);
 }
 
 int
@@ -72,11 +82,43 @@ diff_has_extension(const char *key, char *const *exts, size_t n)
 	return 0;
 }
 
+enum pstate
+diff_classify(const struct diff_entry *src, const struct diff_entry *prev,
+    const struct diff_entry *mark, const struct diff_preset *p,
+    int retry_failed)
+{
+	enum pstate	s;
+
+	if (src == NULL)
+		return prev != NULL ? PS_ORPHAN : PS_NONE;
+	if (prev == NULL)
+		s = PS_MISSING;
+	/*
+	 * A preview must be strictly newer than its original: S3 lists
+	 * LastModified to the second, and an original replaced in the second
+	 * its preview was written must not be missed. The cost is one more
+	 * render of a preview made in its original's second.
+	 */
+	else if (src->mtime_ms >= prev->mtime_ms)
+		s = PS_STALE_ORIGINAL;
+	else if (p->changed || prev->mtime_ms <= p->stamp_ms)
+		s = PS_STALE_PRESET;
+	else
+		return PS_FRESH;
+	/* The same strictness for the mark: it must postdate both. */
+	if (mark != NULL && !retry_failed && !p->changed &&
+	    mark->mtime_ms > src->mtime_ms && mark->mtime_ms > p->stamp_ms)
+		return PS_KNOWN_FAILURE;
+	return s;
+}
+
 static int
 stream_push(void *arg, const struct s3_object *o)
 {
 	struct stream		*s = arg;
 	struct diff_entry	*e;
+	const char		*etag = o->etag != NULL ? o->etag : "";
+	size_t			 klen, elen;
 	int			 stop;
 
 	if (s->is_source && !diff_has_extension(o->key + s->strip, s->exts,
@@ -91,13 +133,18 @@ stream_push(void *arg, const struct s3_object *o)
 	stop = s->stop || (s->cancel != NULL && *s->cancel);
 	if (!stop) {
 		e = &s->ring[(s->head + s->count) % RING_SIZE];
-		if ((e->key = strdup(o->key)) == NULL)
+		/* The key and its ETag in one allocation, neither cut. */
+		klen = strlen(o->key);
+		elen = strlen(etag);
+		if ((e->key = malloc(klen + elen + 2)) == NULL) {
+			s->nomem = 1;
 			stop = 1;
-		else {
+		} else {
+			memcpy(e->key, o->key, klen + 1);
+			memcpy(e->key + klen + 1, etag, elen + 1);
+			e->etag = e->key + klen + 1;
 			e->size = o->size;
 			e->mtime_ms = o->mtime_ms;
-			snprintf(e->etag, sizeof(e->etag), "%s",
-			    o->etag != NULL ? o->etag : "");
 			s->count++;
 			pthread_cond_broadcast(&s->cv);
 		}
@@ -111,19 +158,20 @@ stream_main(void *arg)
 {
 	struct stream		*s = arg;
 	struct s3_list_params	 lp;
-	struct s3_error		 err;
-	enum s3_status		 st;
+	struct store_error	 err;
+	enum store_status	 st;
 	sigset_t		 all;
 
 	/* Signals are the main thread's. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	memset(&lp, 0, sizeof(lp));
-	lp.prefix = s->prefix;
+	lp.prefix = s->prefix.data;
+	store_error_clear(&err);
 	st = store_list(s->conn, &lp, stream_push, NULL, s, &err);
 	pthread_mutex_lock(&s->mtx);
 	s->done = 1;
-	s->status = st;
+	s->status = s->nomem ? STORE_ENOMEM : st;
 	s->err = err;
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mtx);
@@ -154,7 +202,7 @@ stream_next(struct stream *s)
 		pthread_cond_broadcast(&s->cv);
 		rc = 1;
 	} else
-		rc = s->status == S3_OK ? 0 : -1;
+		rc = s->status == STORE_OK ? 0 : -1;
 	pthread_mutex_unlock(&s->mtx);
 	return rc;
 }
@@ -177,7 +225,7 @@ stream_release(struct stream *s)
 		free(s->ring[(s->head + i) % RING_SIZE].key);
 	if (s->has_cur)
 		free(s->cur.key);
-	free(s->prefix);
+	buf_release(&s->prefix);
 	store_conn_free(s->conn);
 	pthread_mutex_destroy(&s->mtx);
 	pthread_cond_destroy(&s->cv);
@@ -189,67 +237,60 @@ stream_rel(const struct stream *s)
 	return s->cur.key + s->strip;
 }
 
-static enum pstate
-classify(const struct diff_entry *src, const struct diff_entry *prev,
-    const struct diff_preset *p)
+/* The entry of s when it is at rel, else NULL. */
+static const struct diff_entry *
+stream_at(const struct stream *s, const char *rel)
 {
-	if (prev == NULL)
-		return PS_MISSING;
-	/*
-	 * A preview must be strictly newer than its original: S3 lists
-	 * LastModified to the second, and an original replaced in the second
-	 * its preview was written must not be missed.  The cost is one more
-	 * render of a preview made in its original's second.
-	 */
-	if (src->mtime_ms >= prev->mtime_ms)
-		return PS_STALE_ORIGINAL;
-	if (p->changed || prev->mtime_ms <= p->stamp_ms)
-		return PS_STALE_PRESET;
-	return PS_FRESH;
+	return s->has_cur && strcmp(stream_rel(s), rel) == 0 ? &s->cur : NULL;
 }
 
-static char *
-join3(const char *a, const char *b, const char *c)
+/*
+ * Stream 0 is the source, stream i+1 preset i, the last one the failure
+ * marks: its prefix, and how much of each key is the prefix to cut.
+ */
+static int
+stream_prefix(const struct diff_params *dp, size_t i, struct stream *s)
 {
-	size_t	 la = strlen(a), lb = strlen(b), lc = strlen(c);
-	char	*p;
+	int	rc;
 
-	if ((p = malloc(la + lb + lc + 1)) == NULL)
-		return NULL;
-	memcpy(p, a, la);
-	memcpy(p + la, b, lb);
-	memcpy(p + la + lb, c, lc + 1);
-	return p;
+	if (i == 0)
+		rc = buf_addstr(&s->prefix, dp->source);
+	else if (i <= dp->npresets)
+		rc = key_preset_prefix(&s->prefix, dp->previews,
+		    dp->presets[i - 1].name);
+	else
+		rc = key_failed_prefix(&s->prefix, dp->previews);
+	s->strip = s->prefix.len;
+	return rc != 0 ? -1 : buf_addstr(&s->prefix, dp->subpath);
 }
 
-enum s3_status
+enum store_status
 diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
-    struct diff_result *res, struct s3_error *err)
+    struct diff_result *res, struct store_error *err)
 {
 	struct stream			*ss;
 	const struct diff_entry		**prev = NULL;
 	enum pstate			*state = NULL;
 	struct diff_item		 item;
-	size_t				 n = dp->npresets + 1, i, started = 0;
-	enum s3_status			 st = S3_ENOMEM;
+	size_t				 n = dp->npresets + 2, i, started = 0;
+	size_t				 mk = n - 1;
+	enum store_status		 st = STORE_ENOMEM;
 	const char			*min;
-	char				*pp;
-	int				 rc, failed = -1;
+	int				 failed = -1;
 
 	memset(res, 0, sizeof(*res));
-	s3_error_clear(err);
+	store_error_clear(err);
 	if ((ss = calloc(n, sizeof(*ss))) == NULL)
-		return S3_ENOMEM;
+		return STORE_ENOMEM;
 	prev = calloc(dp->npresets + 1, sizeof(*prev));
 	state = calloc(dp->npresets + 1, sizeof(*state));
-	if (prev == NULL || state == NULL)
-		goto out;
-
 	for (i = 0; i < n; i++) {
 		pthread_mutex_init(&ss[i].mtx, NULL);
 		pthread_cond_init(&ss[i].cv, NULL);
+		buf_init(&ss[i].prefix, BUF_NOMAX);
 	}
-	/* Stream 0 is the source, stream i+1 preset i. */
+	if (prev == NULL || state == NULL)
+		goto out;
 	for (i = 0; i < n; i++) {
 		struct stream *s = &ss[i];
 
@@ -257,18 +298,7 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 		s->is_source = i == 0;
 		s->exts = dp->extensions;
 		s->nexts = dp->nextensions;
-		if (i == 0) {
-			s->prefix = join3(dp->source, dp->subpath, "");
-			s->strip = strlen(dp->source);
-		} else {
-			if ((pp = join3(dp->previews, dp->presets[i - 1].name,
-			    "/")) == NULL)
-				goto out;
-			s->strip = strlen(pp);
-			s->prefix = join3(pp, dp->subpath, "");
-			free(pp);
-		}
-		if (s->prefix == NULL ||
+		if (stream_prefix(dp, i, s) != 0 ||
 		    (s->conn = store_conn_new(dp->store)) == NULL)
 			goto out;
 		store_conn_set_cancel(s->conn, dp->cancel);
@@ -279,14 +309,14 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 			goto out;
 
 	for (i = 0; i < n; i++) {
-		if ((rc = stream_next(&ss[i])) < 0) {
+		if (stream_next(&ss[i]) < 0) {
 			failed = (int)i;
 			goto out;
 		}
 	}
 	for (;;) {
 		if (dp->cancel != NULL && *dp->cancel) {
-			st = S3_ECANCELLED;
+			st = STORE_ECANCELLED;
 			goto out;
 		}
 		min = NULL;
@@ -297,33 +327,29 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 		if (min == NULL)
 			break;
 		item.rel = min;
-		item.source = ss[0].has_cur && strcmp(stream_rel(&ss[0]), min)
-		    == 0 ? &ss[0].cur : NULL;
+		item.source = stream_at(&ss[0], min);
+		item.mark = stream_at(&ss[mk], min);
 		for (i = 0; i < dp->npresets; i++) {
-			struct stream *s = &ss[i + 1];
-
-			prev[i] = s->has_cur && strcmp(stream_rel(s), min) == 0 ?
-			    &s->cur : NULL;
-			if (item.source != NULL)
-				state[i] = classify(item.source, prev[i],
-				    &dp->presets[i]);
-			else
-				state[i] = prev[i] != NULL ? PS_ORPHAN : PS_NONE;
+			prev[i] = stream_at(&ss[i + 1], min);
+			state[i] = diff_classify(item.source, prev[i],
+			    item.mark, &dp->presets[i], dp->retry_failed);
 			if (prev[i] != NULL)
 				res->previews++;
 		}
 		if (item.source != NULL)
 			res->originals++;
+		if (item.mark != NULL)
+			res->marks++;
 		item.previews = prev;
 		item.state = state;
 		if (cb(arg, &item) != 0) {
-			st = S3_ECANCELLED;
+			st = STORE_ECANCELLED;
 			goto out;
 		}
 		/* Advance every stream that was at min. */
 		for (i = 0; i < n; i++) {
-			int at = i == 0 ? item.source != NULL :
-			    prev[i - 1] != NULL;
+			int at = i == 0 ? item.source != NULL : i == mk ?
+			    item.mark != NULL : prev[i - 1] != NULL;
 
 			if (at && stream_next(&ss[i]) < 0) {
 				failed = (int)i;
@@ -331,13 +357,13 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 			}
 		}
 	}
-	st = S3_OK;
+	st = STORE_OK;
 out:
 	if (failed >= 0) {
 		st = ss[failed].status;
 		*err = ss[failed].err;
 		snprintf(res->failed_prefix, sizeof(res->failed_prefix), "%s",
-		    ss[failed].prefix);
+		    ss[failed].prefix.data);
 	}
 	for (i = 0; i < started; i++)
 		stream_stop(&ss[i]);

@@ -1,12 +1,13 @@
 /*
  * diff: the streaming merge-join of the originals against each preset's
- * previews.
+ * previews and the failure marks.
  *
- * The source prefix and every preset's prefix are listed at the same time,
- * each by its own thread into a small bounded ring. With the prefixes
- * stripped all P+1 streams are in the same byte order, so one pass that
- * always takes the smallest head classifies every key, holding one entry
- * per stream whatever the size of the bucket.
+ * The source prefix, every preset's prefix and the failure marks' prefix
+ * are listed at the same time, each by its own thread into a small
+ * bounded ring. With the prefixes stripped all the streams are in the
+ * same byte order (keys.h), so one pass that always takes the smallest
+ * head classifies every key, holding one entry per stream whatever the
+ * size of the bucket.
  */
 #ifndef PREWCTL_DIFF_H
 #define PREWCTL_DIFF_H
@@ -14,38 +15,53 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store/store.h"
 
 enum pstate {
 	PS_NONE = 0,		/* neither original nor preview */
 	PS_MISSING,		/* original, no preview */
-	PS_STALE_ORIGINAL,	/* original newer than the preview */
-	PS_STALE_PRESET,	/* preview older than the preset's stamp */
+	PS_STALE_ORIGINAL,	/* the preview is not newer than the original */
+	PS_STALE_PRESET,	/* the preview is not newer than its stamp */
 	PS_FRESH,
 	PS_ORPHAN,		/* preview, no original */
+	PS_KNOWN_FAILURE,	/* to make, but it failed and nothing changed */
 };
-#define PS_COUNT 6
+#define PS_COUNT 7
 
 const char	*pstate_name(enum pstate);
+/* Whether generate makes a preview in this state (--force: fresh too). */
+int		 pstate_todo(enum pstate, int force);
 
 struct diff_entry {
-	char		*key;		/* the full key */
+	char		*key;		/* the full key, etag after it */
+	const char	*etag;		/* into the same allocation */
 	uint64_t	 size;
 	int64_t		 mtime_ms;
-	char		 etag[80];
-};
-
-struct diff_item {
-	const char			*rel;	/* key without its prefix */
-	const struct diff_entry		*source;	/* NULL: no original */
-	const struct diff_entry *const	*previews;	/* [npresets], NULL: none */
-	const enum pstate		*state;		/* [npresets] */
 };
 
 struct diff_preset {
 	const char	*name;
 	int64_t		 stamp_ms;	/* previews up to this are stale */
 	int		 changed;	/* every existing preview is stale */
+};
+
+/*
+ * The state of one preset's preview from the original (src), the preview
+ * (prev) and the failure mark (mark), each NULL when absent. A mark counts
+ * only when it is newer than both the original and the preset's stamp:
+ * the original has not changed since it failed, nor has the preset.
+ */
+enum pstate	 diff_classify(const struct diff_entry *src,
+		    const struct diff_entry *prev,
+		    const struct diff_entry *mark, const struct diff_preset *,
+		    int retry_failed);
+
+struct diff_item {
+	const char			*rel;	/* key without its prefix */
+	const struct diff_entry		*source;	/* NULL: no original */
+	const struct diff_entry *const	*previews;	/* [npresets], NULL: none */
+	const struct diff_entry		*mark;	/* failure mark, or NULL */
+	const enum pstate		*state;		/* [npresets] */
 };
 
 struct diff_params {
@@ -57,6 +73,7 @@ struct diff_params {
 	size_t				 npresets;
 	char *const			*extensions;	/* lowercase */
 	size_t				 nextensions;
+	int				 retry_failed;	/* marks count for nothing */
 	volatile sig_atomic_t		*cancel;
 };
 
@@ -64,15 +81,16 @@ struct diff_result {
 	uint64_t	 originals;
 	uint64_t	 ignored;	/* under source, not an image */
 	uint64_t	 previews;	/* preview objects seen */
+	uint64_t	 marks;		/* failure marks seen */
 	struct s3_stats	 requests;
-	char		 failed_prefix[1024];	/* the listing that failed */
+	char		 failed_prefix[1100];	/* the listing that failed */
 };
 
-/* Return nonzero to stop the diff (then S3_ECANCELLED). */
+/* Return nonzero to stop the diff (then STORE_ECANCELLED). */
 typedef int	(*diff_cb)(void *arg, const struct diff_item *);
 
-enum s3_status	 diff_run(const struct diff_params *, diff_cb, void *arg,
-		    struct diff_result *, struct s3_error *);
+enum store_status diff_run(const struct diff_params *, diff_cb, void *arg,
+		    struct diff_result *, struct store_error *);
 
 /* Whether key's extension is one of exts (case-insensitive). */
 int		 diff_has_extension(const char *key, char *const *exts,

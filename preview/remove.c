@@ -36,38 +36,64 @@ struct remover {
 	FILE			*spool;
 	int			 eof;
 	volatile sig_atomic_t	*cancel;
-	remove_err_fn		 errfn;
-	void			*arg;
+	const struct remove_cbs	*cbs;
 	struct remove_result	*res;
 };
 
-/* One thread's batch: its per-key failures are its own. */
+/*
+ * One thread's batch: the keys, and which of them failed, so that the
+ * others can be reported deleted.
+ */
 struct batch {
 	struct remover		*r;
-	uint64_t		 failed;
+	const char		**v;
+	size_t			 n;
+	char			 failed[S3_DELETE_MAX];
+	uint64_t		 nfailed;
 };
 
 static void
-key_failed(void *arg, const char *key, const char *code, const char *msg)
+report_failed(struct remover *r, const char *key, enum store_status st,
+    const char *why)
+{
+	r->res->failed++;
+	if (st == STORE_EDENIED || st == STORE_EAUTH)
+		r->res->refused++;
+	if (r->cbs->failed != NULL)
+		r->cbs->failed(r->cbs->arg, key, st, why);
+}
+
+static void
+key_failed(void *arg, const char *key, enum store_status st,
+    const struct store_error *err)
 {
 	struct batch	*b = arg;
 	struct remover	*r = b->r;
-	char		 why[512];
+	char		 why[600];
+	size_t		 i;
 
-	snprintf(why, sizeof(why), "%s%s%s", code, *msg != '\0' ? ": " : "",
-	    msg);
-	b->failed++;
+	if (err->code[0] != '\0')
+		snprintf(why, sizeof(why), "%s%s%s", err->code,
+		    *err->message != '\0' ? ": " : "", err->message);
+	else
+		snprintf(why, sizeof(why), "%s", err->message);
+	/* Failures are few: a look through the batch is cheap. */
+	for (i = 0; i < b->n; i++)
+		if (!b->failed[i] && strcmp(b->v[i], key) == 0) {
+			b->failed[i] = 1;
+			break;
+		}
+	b->nfailed++;
 	pthread_mutex_lock(&r->mtx);
-	r->res->failed++;
-	r->errfn(r->arg, key, why);
+	report_failed(r, key, st, why);
 	pthread_mutex_unlock(&r->mtx);
 }
 
 /* The first whole failure stops every thread; called with mtx held. */
 static void
-stop(struct remover *r, enum s3_status st, const char *why)
+stop(struct remover *r, enum store_status st, const char *why)
 {
-	if (r->res->status != S3_OK)
+	if (r->res->status != STORE_OK)
 		return;
 	r->res->status = st;
 	snprintf(r->res->err.message, sizeof(r->res->err.message), "%s", why);
@@ -77,25 +103,29 @@ static void *
 remover_main(void *arg)
 {
 	struct remover		*r = arg;
-	struct batch		 b = { r, 0 };
+	struct batch		*b;
 	struct store_conn	*conn;
 	struct buf		 keys;	/* NUL-separated batch */
 	struct buf		 one;
 	const char		*v[S3_DELETE_MAX];
-	struct s3_error		 err;
-	enum s3_status		 st;
+	struct store_error	 err;
+	enum store_status	 st;
 	size_t			 n, i, off;
 	sigset_t		 all;
 	char			 why[512];
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	if ((conn = store_conn_new(r->store)) == NULL) {
+	if ((b = calloc(1, sizeof(*b))) == NULL ||
+	    (conn = store_conn_new(r->store)) == NULL) {
+		free(b);
 		pthread_mutex_lock(&r->mtx);
-		stop(r, S3_ENOMEM, "cannot open a connection");
+		stop(r, STORE_ENOMEM, "cannot open a connection");
 		pthread_mutex_unlock(&r->mtx);
 		return NULL;
 	}
+	b->r = r;
+	b->v = v;
 	store_conn_set_cancel(conn, r->cancel);
 	buf_init(&keys, BUF_NOMAX);
 	buf_init(&one, BUF_NOMAX);
@@ -105,18 +135,18 @@ remover_main(void *arg)
 		pthread_mutex_lock(&r->mtx);
 		while (n < S3_DELETE_MAX && !r->eof &&
 		    (r->cancel == NULL || !*r->cancel) &&
-		    r->res->status == S3_OK) {
+		    r->res->status == STORE_OK) {
 			int rc = spool_next(r->spool, &one);
 
 			if (rc <= 0) {
 				r->eof = 1;
 				if (rc < 0)
-					stop(r, S3_ENOMEM, "cannot read the "
+					stop(r, STORE_ENOMEM, "cannot read the "
 					    "spool of keys to delete");
 				break;
 			}
 			if (buf_add(&keys, one.data, one.len + 1) != 0) {
-				stop(r, S3_ENOMEM, "out of memory");
+				stop(r, STORE_ENOMEM, "out of memory");
 				break;
 			}
 			n++;
@@ -128,22 +158,26 @@ remover_main(void *arg)
 			v[i] = keys.data + off;
 			off += strlen(v[i]) + 1;
 		}
-		b.failed = 0;
-		st = store_delete_many(conn, v, n, key_failed, &b, &err);
+		b->n = n;
+		b->nfailed = 0;
+		memset(b->failed, 0, n);
+		st = store_delete_many(conn, v, n, key_failed, b, &err);
 		pthread_mutex_lock(&r->mtx);
-		if (st == S3_OK || st == S3_EPARTIAL) {
+		if (st == STORE_OK || st == STORE_EPARTIAL) {
 			/*
 			 * key_failed counted the failures of this batch, never
 			 * more than its keys (s3_parse_delete_result).
 			 */
-			r->res->deleted += n - b.failed;
+			r->res->deleted += n - b->nfailed;
+			for (i = 0; i < n && r->cbs->deleted != NULL; i++)
+				if (!b->failed[i])
+					r->cbs->deleted(r->cbs->arg, v[i]);
 		} else {
 			/* No key of the batch was reported: all failed. */
-			s3_error_text(st, &err, why, sizeof(why));
+			store_error_text(st, &err, why, sizeof(why));
 			for (i = 0; i < n; i++)
-				r->errfn(r->arg, v[i], why);
-			r->res->failed += n;
-			if (r->res->status == S3_OK) {
+				report_failed(r, v[i], st, why);
+			if (r->res->status == STORE_OK) {
 				r->res->status = st;
 				r->res->err = err;
 			}
@@ -154,6 +188,7 @@ remover_main(void *arg)
 	store_conn_stats(conn, &r->res->requests);
 	pthread_mutex_unlock(&r->mtx);
 	store_conn_free(conn);
+	free(b);
 	buf_release(&keys);
 	buf_release(&one);
 	return NULL;
@@ -161,7 +196,7 @@ remover_main(void *arg)
 
 void
 remove_spool(struct store *store, FILE *spool, int nthreads,
-    volatile sig_atomic_t *cancel, remove_err_fn errfn, void *arg,
+    volatile sig_atomic_t *cancel, const struct remove_cbs *cbs,
     struct remove_result *res)
 {
 	struct remover	 r;
@@ -174,8 +209,7 @@ remove_spool(struct store *store, FILE *spool, int nthreads,
 	r.store = store;
 	r.spool = spool;
 	r.cancel = cancel;
-	r.errfn = errfn;
-	r.arg = arg;
+	r.cbs = cbs;
 	r.res = res;
 	rewind(spool);
 	if (nthreads < 1)
@@ -186,7 +220,7 @@ remove_spool(struct store *store, FILE *spool, int nthreads,
 			    &r) == 0)
 				started++;
 	if (started == 0) {
-		res->status = S3_ENOMEM;
+		res->status = STORE_ENOMEM;
 		snprintf(res->err.message, sizeof(res->err.message),
 		    "cannot start threads");
 	}

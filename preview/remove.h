@@ -13,7 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 
-#include "store.h"
+#include "store/store.h"
 
 int		 spool_add(FILE *, const char *key);
 /* The next key into b; 1 with a key, 0 at the end, -1 on error. */
@@ -24,18 +24,24 @@ int		 spool_next(FILE *, struct buf *b);
  * neither deleted nor failed were not tried.
  */
 struct remove_result {
-	uint64_t	 deleted;
-	uint64_t	 failed;
-	struct s3_stats	 requests;
-	enum s3_status	 status;	/* first whole-request failure */
-	struct s3_error	 err;
+	uint64_t		 deleted;
+	uint64_t		 failed;
+	uint64_t		 refused;	/* of failed: access denied */
+	struct s3_stats		 requests;
+	enum store_status	 status;	/* first whole-request failure */
+	struct store_error	 err;
 };
 
-/* Called, serialised, for each key that could not be deleted. */
-typedef void	(*remove_err_fn)(void *arg, const char *key, const char *why);
+/* Called, serialised, for each key deleted and each key not deleted. */
+struct remove_cbs {
+	void	(*deleted)(void *arg, const char *key);
+	void	(*failed)(void *arg, const char *key, enum store_status,
+		    const char *why);
+	void	*arg;
+};
 
 void		 remove_spool(struct store *, FILE *spool, int nthreads,
-		    volatile sig_atomic_t *cancel, remove_err_fn, void *arg,
+		    volatile sig_atomic_t *cancel, const struct remove_cbs *,
 		    struct remove_result *);
 
 #endif

@@ -264,6 +264,8 @@ render_out_init(struct render_out *o)
 	o->content_type = format_content_type(FMT_JPEG);
 	o->width = 0;
 	o->height = 0;
+	o->status = RENDER_OK;
+	o->error[0] = '\0';
 }
 
 void
@@ -294,6 +296,8 @@ format_content_type(enum format f)
 
 /* A context of our own: lcms2 must not report through libvips' handler. */
 static cmsContext render_lcms;
+/* Whether render_global_init ran, so that shutting down has a meaning. */
+static int render_started;
 
 static void
 render_lcms_quiet(cmsContext ctx, cmsUInt32Number code, const char *text)
@@ -311,6 +315,7 @@ render_global_init(const char *argv0, int vips_threads, char *err,
 		vipserr(err, errlen, "libvips initialisation");
 		return -1;
 	}
+	render_started = 1;
 	if ((render_lcms = cmsCreateContext(NULL, NULL)) != NULL)
 		cmsSetLogErrorHandlerTHR(render_lcms, render_lcms_quiet);
 	/* Each image is processed once: a cache only holds memory. */
@@ -338,6 +343,9 @@ render_global_init(const char *argv0, int vips_threads, char *err,
 void
 render_global_shutdown(void)
 {
+	if (!render_started)
+		return;
+	render_started = 0;
 	if (render_lcms != NULL)
 		cmsDeleteContext(render_lcms);
 	render_lcms = NULL;
@@ -731,11 +739,173 @@ render_base(const void *in, size_t len, const struct preset *const *presets,
 	return 0;
 }
 
+/* Little- and big-endian 32-bit fields of the containers below. */
+static uint32_t
+le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+static uint32_t
+be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+/*
+ * Nothing but pixels and what the format needs. 8.14's webpsave writes an
+ * EXIF chunk it makes up (resolution, "ColorSpace: Uncalibrated") whatever
+ * strip says, and pngsave a pHYs chunk: drop the WebP chunks ICCP, EXIF
+ * and "XMP " (clearing their VP8X flags) and the PNG chunks that carry
+ * metadata. The chunks kept are copied as they are. -1 when the encoder's
+ * output is not the container it should be.
+ */
+static int
+strip_webp(const unsigned char *in, size_t len, struct buf *out)
+{
+	size_t		 i, n, whole;
+	unsigned char	 hdr[8];
+
+	if (len < 12 || memcmp(in, "RIFF", 4) != 0 ||
+	    memcmp(in + 8, "WEBP", 4) != 0 || le32(in + 4) != len - 8)
+		return -1;
+	buf_reset(out);
+	if (buf_add(out, in, 12) != 0)
+		return -1;
+	for (i = 12; i < len; i += whole) {
+		if (len - i < 8)
+			return -1;
+		n = le32(in + i + 4);
+		/* A chunk of odd size is padded to an even one. */
+		if (n > len - i - 8 || (n & 1 && n + 1 > len - i - 8))
+			return -1;
+		whole = 8 + n + (n & 1);
+		if (memcmp(in + i, "ICCP", 4) == 0 ||
+		    memcmp(in + i, "EXIF", 4) == 0 ||
+		    memcmp(in + i, "XMP ", 4) == 0)
+			continue;
+		if (buf_add(out, in + i, whole) != 0)
+			return -1;
+		/* VP8X flags: ICC 0x20, EXIF 0x08, XMP 0x04. */
+		if (memcmp(in + i, "VP8X", 4) == 0 && n >= 1)
+			out->data[out->len - whole + 8] &= ~0x2c;
+	}
+	n = out->len - 8;
+	memcpy(hdr, "RIFF", 4);
+	hdr[4] = (unsigned char)n;
+	hdr[5] = (unsigned char)(n >> 8);
+	hdr[6] = (unsigned char)(n >> 16);
+	hdr[7] = (unsigned char)(n >> 24);
+	memcpy(out->data, hdr, 8);
+	return 0;
+}
+
+static int
+strip_png(const unsigned char *in, size_t len, struct buf *out)
+{
+	static const char *const drop[] = {
+		"pHYs", "tEXt", "zTXt", "iTXt", "eXIf", "tIME", "iCCP"
+	};
+	size_t	i, n, k;
+	int	keep;
+
+	if (len < 8 || memcmp(in, "\x89PNG\r\n\x1a\n", 8) != 0)
+		return -1;
+	buf_reset(out);
+	if (buf_add(out, in, 8) != 0)
+		return -1;
+	for (i = 8; i < len; i += 12 + n) {
+		if (len - i < 12)
+			return -1;
+		n = be32(in + i);
+		if (n > len - i - 12)
+			return -1;
+		keep = 1;
+		for (k = 0; k < sizeof(drop) / sizeof(drop[0]); k++)
+			if (memcmp(in + i + 4, drop[k], 4) == 0)
+				keep = 0;
+		if (keep && buf_add(out, in + i, 12 + n) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The size of preset p's preview of an image h, before it is made, for
+ * the limits: what fit, the box and enlarge give, as libvips computes it
+ * within a pixel.
+ */
+static void
+render_out_size(const struct preset *p, const struct header *h, double *ow,
+    double *oh)
+{
+	double	W = h->width, H = h->height, sx, sy, sc;
+
+	sx = p->width / W;
+	sy = p->height > 0 ? p->height / H : sx;
+	if (p->fit == FIT_FILL && p->height > 0) {
+		*ow = p->enlarge || p->width < W ? p->width : W;
+		*oh = p->enlarge || p->height < H ? p->height : H;
+		return;
+	}
+	if (p->fit == FIT_COVER && p->height > 0) {
+		sc = sx > sy ? sx : sy;
+		if (!p->enlarge && sc > 1)
+			sc = 1;
+		*ow = W * sc < p->width ? W * sc : p->width;
+		*oh = H * sc < p->height ? H * sc : p->height;
+		return;
+	}
+	sc = sx < sy ? sx : sy;
+	if (!p->enlarge && sc > 1)
+		sc = 1;
+	*ow = W * sc;
+	*oh = H * sc;
+}
+
+/* Whether a preview of ow x oh in fmt may be made; why not into err. */
+static int
+render_size_ok(const struct preset *p, enum format fmt, double ow, double oh,
+    const struct render_limits *lim, char *err, size_t errlen)
+{
+	double	px = ceil(ow) * ceil(oh);
+
+	if (lim->max_pixels != 0 && px > (double)lim->max_pixels) {
+		seterr(err, errlen, "the preview would be %.0fx%.0f pixels, "
+		    "over max_pixels %llu", ceil(ow), ceil(oh),
+		    (unsigned long long)lim->max_pixels);
+		return 0;
+	}
+	if (fmt == FMT_WEBP && (ow > 16383 || oh > 16383)) {
+		seterr(err, errlen, "the preview would be %.0fx%.0f pixels; "
+		    "WebP allows at most 16383 a side", ceil(ow), ceil(oh));
+		return 0;
+	}
+	if (fmt == FMT_JPEG && (ow > 65500 || oh > 65500)) {
+		seterr(err, errlen, "the preview would be %.0fx%.0f pixels; "
+		    "JPEG allows at most 65500 a side", ceil(ow), ceil(oh));
+		return 0;
+	}
+	if (fmt == FMT_AVIF && px > RENDER_AVIF_MAX_PIXELS) {
+		seterr(err, errlen, "the preview would be %.0fx%.0f pixels; "
+		    "AVIF previews are at most %d pixels (an AV1 encode cannot "
+		    "be stopped by image_timeout)", ceil(ow), ceil(oh),
+		    RENDER_AVIF_MAX_PIXELS);
+		return 0;
+	}
+	(void)p;
+	return 1;
+}
+
 static int
 render_one(const void *in, size_t len, VipsImage *base,
-    const struct preset *p, const struct header *h, struct watch *w,
-    struct render_out *o, char *err, size_t errlen)
+    const struct preset *p, const struct header *h,
+    const struct render_limits *lim, struct watch *w, struct render_out *o,
+    char *err, size_t errlen)
 {
+	double		 ow, oh;
 	VipsImage	*thumb = NULL, *img = NULL, *t = NULL;
 	VipsArrayDouble	*bg = NULL;
 	VipsInteresting	 interesting;
@@ -754,6 +924,9 @@ render_one(const void *in, size_t len, VipsImage *base,
 		    "heifsave");
 		goto out;
 	}
+	render_out_size(p, h, &ow, &oh);
+	if (!render_size_ok(p, fmt, ow, oh, lim, err, errlen))
+		goto out;
 
 	/*
 	 * The box.  A cover is a shrink that fills the box, then a crop:
@@ -765,8 +938,12 @@ render_one(const void *in, size_t len, VipsImage *base,
 	tw = p->width;
 	th = p->height > 0 ? p->height : RENDER_HUGE;
 	size = p->enlarge ? VIPS_SIZE_BOTH : VIPS_SIZE_DOWN;
-	if (p->fit == FIT_FILL && p->height > 0)
+	/* Stretched to the box, each side no larger than it was unless asked. */
+	if (p->fit == FIT_FILL && p->height > 0) {
 		size = VIPS_SIZE_FORCE;
+		tw = (int)lround(ow);
+		th = (int)lround(oh);
+	}
 	if (cover) {
 		/* Shrink by the smaller factor: the limiting side fits. */
 		if ((double)h->width / p->width <=
@@ -885,10 +1062,16 @@ render_one(const void *in, size_t len, VipsImage *base,
 		    "Q", p->quality, "strip", TRUE, NULL);
 		break;
 	case FMT_AVIF:
+		/*
+		 * Effort 2, not libvips' 4: 16 MP in about 1 s instead of 8
+		 * on one core here, for files no larger. The encode is one
+		 * call that image_timeout cannot stop, so its size is
+		 * bounded instead (RENDER_AVIF_MAX_PIXELS).
+		 */
 		sr = vips_heifsave_buffer(img, &obuf, &olen,
 		    "Q", p->quality, "bitdepth", 8,
 		    "compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1,
-		    "strip", TRUE, NULL);
+		    "effort", 2, "strip", TRUE, NULL);
 		break;
 	case FMT_PNG:
 		sr = vips_pngsave_buffer(img, &obuf, &olen,
@@ -916,9 +1099,15 @@ render_one(const void *in, size_t len, VipsImage *base,
 		goto out;
 
 	buf_reset(&o->data);
-	if (buf_add(&o->data, obuf, olen) != 0) {
-		seterr(err, errlen, "out of memory for a %zu-byte preview",
-		    olen);
+	if (fmt == FMT_WEBP)
+		sr = strip_webp(obuf, olen, &o->data);
+	else if (fmt == FMT_PNG)
+		sr = strip_png(obuf, olen, &o->data);
+	else
+		sr = buf_add(&o->data, obuf, olen);
+	if (sr != 0) {
+		seterr(err, errlen, "cannot keep a %zu-byte %s preview", olen,
+		    format_name(fmt));
 		goto out;
 	}
 	o->format = fmt;
@@ -942,62 +1131,89 @@ out:
 	return rc;
 }
 
-int
+/* Every preset not made yet fails for the same reason. */
+static void
+fail_rest(struct render_out *outs, size_t from, size_t n,
+    enum render_status st, const char *why)
+{
+	size_t	i;
+
+	for (i = from; i < n; i++) {
+		render_out_release(&outs[i]);
+		outs[i].status = st;
+		seterr(outs[i].error, sizeof(outs[i].error), "%s", why);
+	}
+}
+
+enum render_status
 render_image(const void *in, size_t len, const struct preset *const *presets,
     size_t n, const struct render_limits *lim, struct render_out *outs,
     char *err, size_t errlen)
 {
-	struct header	 h;
-	struct watch	 w;
-	VipsImage	*base = NULL;
-	size_t		 i;
-	int		 rc = -1;
+	struct header		 h;
+	struct watch		 w;
+	VipsImage		*base = NULL;
+	enum render_status	 st, first = RENDER_OK;
+	char			 why[256];
+	size_t			 i;
 
+	memset(&h, 0, sizeof(h));
 	clock_gettime(CLOCK_MONOTONIC, &w.start);
 	w.timeout_s = lim->timeout_s;
 	atomic_init(&w.fired, 0);
+	for (i = 0; i < n; i++)
+		outs[i].status = RENDER_OK;
 
-	if (len == 0) {
-		seterr(err, errlen, "empty input");
-		return -1;
-	}
-	if (lim->max_bytes != 0 && (uint64_t)len > lim->max_bytes) {
-		seterr(err, errlen, "input too large: %zu bytes exceeds "
+	/* What is wrong with the original is wrong for every preset. */
+	why[0] = '\0';
+	if (len == 0)
+		seterr(why, sizeof(why), "empty input");
+	else if (lim->max_bytes != 0 && (uint64_t)len > lim->max_bytes)
+		seterr(why, sizeof(why), "input too large: %zu bytes exceeds "
 		    "max_bytes %llu", len, (unsigned long long)lim->max_bytes);
-		return -1;
+	else {
+		render_family_out = NULL;
+		if ((render_family_in = render_sniff(in, len)) == NULL)
+			seterr(why, sizeof(why), "not a supported image (jpeg, "
+			    "png, gif, webp, heif, avif, tiff)");
 	}
-	render_family_out = NULL;
-	if ((render_family_in = render_sniff(in, len)) == NULL) {
-		seterr(err, errlen, "not a supported image (jpeg, png, gif, "
-		    "webp, heif, avif, tiff)");
-		return -1;
+	if (why[0] == '\0') {
+		render_warning[0] = '\0';
+		if (render_header(in, len, lim, &h, why, sizeof(why)) == 0 &&
+		    n > 1)
+			(void)render_base(in, len, presets, n, &h, &w, &base,
+			    why, sizeof(why));
 	}
-	render_warning[0] = '\0';
-	if (render_header(in, len, lim, &h, err, errlen) != 0)
-		return -1;
+	if (why[0] != '\0') {
+		st = atomic_load(&w.fired) ? RENDER_ETIMEOUT : RENDER_EIMAGE;
+		fail_rest(outs, 0, n, st, why);
+		seterr(err, errlen, "%s", why);
+		return st;
+	}
 
-	if (n > 1 && render_base(in, len, presets, n, &h, &w, &base, err,
-	    errlen) != 0)
-		return -1;
 	for (i = 0; i < n; i++) {
 		if (watch_expired(&w)) {
-			seterr(err, errlen, "timed out after %d s",
+			seterr(why, sizeof(why), "timed out after %d s",
 			    w.timeout_s);
-			goto out;
+			fail_rest(outs, i, n, RENDER_ETIMEOUT, why);
+			if (first == RENDER_OK) {
+				first = RENDER_ETIMEOUT;
+				seterr(err, errlen, "%s", why);
+			}
+			break;
 		}
-		if (render_one(in, len, base, presets[i], &h, &w, &outs[i],
-		    err, errlen) != 0)
-			goto out;
+		if (render_one(in, len, base, presets[i], &h, lim, &w, &outs[i],
+		    outs[i].error, sizeof(outs[i].error)) == 0)
+			continue;
+		render_out_release(&outs[i]);
+		outs[i].status = atomic_load(&w.fired) ? RENDER_ETIMEOUT :
+		    RENDER_EIMAGE;
+		if (first == RENDER_OK) {
+			first = outs[i].status;
+			seterr(err, errlen, "%s", outs[i].error);
+		}
 	}
-	rc = 0;
-out:
 	if (base != NULL)
 		g_object_unref(base);
-	if (rc != 0) {
-		for (i = 0; i < n; i++) {
-			render_out_release(&outs[i]);
-			render_out_init(&outs[i]);
-		}
-	}
-	return rc;
+	return first;
 }

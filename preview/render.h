@@ -21,12 +21,21 @@ struct render_limits {
 	int		 timeout_s;	/* per image; 0: none */
 };
 
+enum render_status {
+	RENDER_OK = 0,
+	RENDER_EIMAGE,		/* cannot be made from this original, ever */
+	RENDER_ETIMEOUT,	/* image_timeout ran out: may work another time */
+	RENDER_ENOMEM,
+};
+
 struct render_out {
-	struct buf	 data;		/* the encoded preview */
-	enum format	 format;	/* what was written, never FMT_SAME */
-	const char	*content_type;	/* "image/jpeg", ... (static) */
-	int		 width;
-	int		 height;
+	struct buf		 data;		/* the encoded preview */
+	enum format		 format;	/* never FMT_SAME */
+	const char		*content_type;	/* "image/jpeg", ... (static) */
+	int			 width;
+	int			 height;
+	enum render_status	 status;	/* of this preset */
+	char			 error[256];	/* why, when not made */
 };
 
 void		 render_out_init(struct render_out *);
@@ -45,13 +54,19 @@ void		 render_thread_shutdown(void);
 
 /*
  * Render in[0..len) for presets[0..n) into outs[0..n) (initialised by the
- * caller). Returns 0 when all were made; -1 with a reason in err (which
- * then names the problem, not the key) and no output kept.
+ * caller). Each preset succeeds or fails on its own: outs[i].status and
+ * outs[i].error say how it went, and a failed one keeps no data. When the
+ * original itself cannot be read every preset has its reason. Returns
+ * RENDER_OK when all were made, else the first failure's status with its
+ * reason in err (which names the problem, not the key).
  */
-int		 render_image(const void *in, size_t len,
+enum render_status render_image(const void *in, size_t len,
 		    const struct preset *const *presets, size_t n,
 		    const struct render_limits *, struct render_out *outs,
 		    char *err, size_t errlen);
+
+/* The largest AVIF preview made, in pixels: an AV1 encode is one call. */
+#define RENDER_AVIF_MAX_PIXELS	(4096 * 4096)
 
 const char	*format_content_type(enum format);
 

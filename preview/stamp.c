@@ -1,23 +1,14 @@
+/*
+ * stamp: see stamp.h.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 
+#include "keys.h"
 #include "stamp.h"
-
-char *
-stamp_key(const char *previews, const char *name)
-{
-	struct buf	b;
-
-	buf_init(&b, BUF_NOMAX);
-	if (buf_addf(&b, "%s%s%s", previews, STAMP_NAME, name) != 0) {
-		buf_release(&b);
-		return NULL;
-	}
-	return buf_detach(&b, NULL);
-}
 
 static void
 md5_hex(const char *s, char dst[33])
@@ -31,10 +22,52 @@ md5_hex(const char *s, char dst[33])
 	dst[32] = '\0';
 }
 
+/*
+ * Split a stamp body (cut up in place) into its definition and the source
+ * it names, NULL when it names none.
+ */
+static void
+parse_body(char *body, const char **def, const char **source)
+{
+	char	*nl, *line;
+
+	*def = body;
+	*source = NULL;
+	if ((nl = strchr(body, '\n')) == NULL)
+		return;
+	*nl = '\0';
+	for (line = nl + 1; *line != '\0'; line = nl + 1) {
+		if ((nl = strchr(line, '\n')) != NULL)
+			*nl = '\0';
+		if (strncmp(line, "source=", 7) == 0)
+			*source = line + 7;
+		if (nl == NULL)
+			break;
+	}
+}
+
+/* GET the body of the stamp of name into b; STORE_ENOTFOUND when none. */
+static enum store_status
+read_body(struct store_conn *c, const char *previews, const char *name,
+    struct buf *b, struct store_error *err)
+{
+	struct buf	key;
+	enum store_status	st;
+
+	buf_init(&key, BUF_NOMAX);
+	if (key_stamp(&key, previews, name) != 0) {
+		buf_release(&key);
+		return STORE_ENOMEM;
+	}
+	buf_reset(b);
+	st = store_get(c, key.data, STAMP_MAX, b, NULL, err);
+	buf_release(&key);
+	return st;
+}
+
 struct root_walk {
 	const char	*previews;
 	struct stamps	*ss;
-	struct s3_object *found;	/* per stamp: what the listing said */
 	int		 nomem;
 };
 
@@ -59,16 +92,17 @@ root_obj(void *arg, const struct s3_object *o)
 {
 	struct root_walk	*w = arg;
 	const char		*name;
-	size_t			 i, plen = strlen(w->previews);
+	size_t			 i;
 
-	if (strncmp(o->key + plen, STAMP_NAME, strlen(STAMP_NAME)) != 0)
+	if ((name = key_stamp_preset(w->previews, o->key)) == NULL) {
+		w->ss->loose++;
 		return 0;
-	if (push_str(&w->ss->stamp_keys, &w->ss->nstamp_keys, o->key,
-	    strlen(o->key)) != 0) {
+	}
+	if (push_str(&w->ss->stamped, &w->ss->nstamped, name,
+	    strlen(name)) != 0) {
 		w->nomem = 1;
 		return 1;
 	}
-	name = o->key + plen + strlen(STAMP_NAME);
 	for (i = 0; i < w->ss->n; i++) {
 		struct stamp *s = &w->ss->v[i];
 
@@ -76,7 +110,9 @@ root_obj(void *arg, const struct s3_object *o)
 			continue;
 		s->exists = 1;
 		s->mtime_ms = o->mtime_ms;
-		s->current = strcmp(o->etag, s->md5) == 0 ? 1 : -1;
+		(void)snprintf(s->etag, sizeof(s->etag), "%s", o->etag);
+		s->current = strcmp(o->etag, s->md5) == 0 ||
+		    strcmp(o->etag, s->def_md5) == 0 ? 1 : -1;
 	}
 	return 0;
 }
@@ -97,28 +133,36 @@ root_prefix(void *arg, const char *prefix)
 	return 0;
 }
 
-enum s3_status
-stamps_read(struct store_conn *c, const char *previews,
-    const struct preset *const *presets, size_t n, struct stamps *ss,
-    struct s3_error *err)
+enum store_status
+stamps_read(struct store_conn *c, const char *previews, const char *source,
+    const struct preset *const *presets, size_t n, const struct stamps *known,
+    struct stamps *ss, struct store_error *err)
 {
 	struct s3_list_params	 lp;
 	struct root_walk	 w;
 	struct buf		 body;
-	enum s3_status		 st;
+	enum store_status		 st;
+	const char		*def, *src;
 	size_t			 i;
-	char			*key;
+	int			 len;
 
 	memset(ss, 0, sizeof(*ss));
 	if ((ss->v = calloc(n + 1, sizeof(*ss->v))) == NULL)
-		return S3_ENOMEM;
+		return STORE_ENOMEM;
 	ss->n = n;
 	for (i = 0; i < n; i++) {
-		ss->v[i].preset = presets[i];
-		if (preset_canonical(presets[i], ss->v[i].canonical,
-		    sizeof(ss->v[i].canonical)) != 0)
-			return S3_EINVAL;
-		md5_hex(ss->v[i].canonical, ss->v[i].md5);
+		struct stamp *s = &ss->v[i];
+
+		s->preset = presets[i];
+		if (preset_canonical(presets[i], s->canonical,
+		    sizeof(s->canonical)) != 0)
+			return STORE_EINVAL;
+		len = snprintf(s->body, sizeof(s->body), "%s\nsource=%s\n",
+		    s->canonical, source);
+		if (len < 0 || (size_t)len >= sizeof(s->body))
+			return STORE_EINVAL;
+		md5_hex(s->body, s->md5);
+		md5_hex(s->canonical, s->def_md5);
 	}
 	memset(&w, 0, sizeof(w));
 	w.previews = previews;
@@ -128,8 +172,8 @@ stamps_read(struct store_conn *c, const char *previews,
 	lp.delimiter = "/";
 	st = store_list(c, &lp, root_obj, root_prefix, &w, err);
 	if (w.nomem)
-		return S3_ENOMEM;
-	if (st != S3_OK)
+		return STORE_ENOMEM;
+	if (st != STORE_OK)
 		return st;
 
 	/* An ETag that is not the body's MD5: compare the body itself. */
@@ -139,25 +183,31 @@ stamps_read(struct store_conn *c, const char *previews,
 
 		if (s->current != -1)
 			continue;
-		if ((key = stamp_key(previews, s->preset->name)) == NULL) {
-			buf_release(&body);
-			return S3_ENOMEM;
+		/* The very object an earlier read found current. */
+		if (known != NULL && i < known->n && known->v[i].current == 1 &&
+		    known->v[i].etag[0] != '\0' &&
+		    strcmp(known->v[i].etag, s->etag) == 0) {
+			s->current = 1;
+			continue;
 		}
-		buf_reset(&body);
-		st = store_get(c, key, STAMP_MAX, &body, err);
-		free(key);
-		if (st == S3_ETOOBIG || st == S3_ENOTFOUND) {
+		st = read_body(c, previews, s->preset->name, &body, err);
+		if (st == STORE_ETOOBIG || st == STORE_ENOTFOUND) {
 			s->current = 0;
 			continue;
 		}
-		if (st != S3_OK) {
+		if (st != STORE_OK) {
 			buf_release(&body);
 			return st;
 		}
-		s->current = strcmp(body.data, s->canonical) == 0;
+		parse_body(body.data, &def, &src);
+		s->other_source = src != NULL && strcmp(src, source) != 0;
+		if (s->other_source)
+			(void)snprintf(s->found_source,
+			    sizeof(s->found_source), "%s", src);
+		s->current = strcmp(def, s->canonical) == 0;
 	}
 	buf_release(&body);
-	return S3_OK;
+	return STORE_OK;
 }
 
 void
@@ -167,28 +217,121 @@ stamps_release(struct stamps *ss)
 
 	for (i = 0; i < ss->ndirs; i++)
 		free(ss->dirs[i]);
-	for (i = 0; i < ss->nstamp_keys; i++)
-		free(ss->stamp_keys[i]);
+	for (i = 0; i < ss->nstamped; i++)
+		free(ss->stamped[i]);
 	free(ss->dirs);
-	free(ss->stamp_keys);
+	free(ss->stamped);
 	free(ss->v);
 	memset(ss, 0, sizeof(*ss));
 }
 
-enum s3_status
+enum store_status
 stamp_write(struct store_conn *c, const char *previews, const struct stamp *s,
-    struct s3_error *err)
+    struct store_error *err)
 {
 	struct s3_put_opts	 po;
-	enum s3_status		 st;
-	char			*key;
+	struct buf		 key;
+	enum store_status		 st;
 
-	if ((key = stamp_key(previews, s->preset->name)) == NULL)
-		return S3_ENOMEM;
+	buf_init(&key, BUF_NOMAX);
+	if (key_stamp(&key, previews, s->preset->name) != 0) {
+		buf_release(&key);
+		return STORE_ENOMEM;
+	}
 	memset(&po, 0, sizeof(po));
 	po.content_type = "text/plain; charset=utf-8";
 	po.cache_control = "no-cache";
-	st = store_put(c, key, s->canonical, strlen(s->canonical), &po, err);
-	free(key);
+	st = store_put(c, key.data, s->body, strlen(s->body), &po, err);
+	buf_release(&key);
 	return st;
+}
+
+static int
+add_item(struct root_item **v, size_t *n, const char *name,
+    enum root_kind kind, int dir, int stamp)
+{
+	struct root_item	*nv;
+	char			*p;
+
+	if ((p = strdup(name)) == NULL)
+		return -1;
+	if ((nv = reallocarray(*v, *n + 1, sizeof(**v))) == NULL) {
+		free(p);
+		return -1;
+	}
+	nv[*n] = (struct root_item){ p, kind, dir, stamp };
+	(*n)++;
+	*v = nv;
+	return 0;
+}
+
+static int
+listed(char *const *v, size_t n, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+enum store_status
+root_classify(struct store_conn *c, const char *previews, const char *source,
+    const struct config *cfg, const struct stamps *ss,
+    struct root_item **itemsp, size_t *np, struct store_error *err)
+{
+	struct root_item	*items = NULL;
+	struct buf		 body;
+	enum store_status		 st = STORE_OK;
+	const char		*name, *def, *src;
+	size_t			 n = 0, i;
+	enum root_kind		 kind;
+
+	buf_init(&body, STAMP_MAX);
+	for (i = 0; i < ss->nstamped; i++) {
+		name = ss->stamped[i];
+		if (config_preset(cfg, name) != NULL)
+			continue;
+		if ((st = read_body(c, previews, name, &body, err)) ==
+		    STORE_ENOTFOUND)
+			continue;	/* deleted meanwhile */
+		if (st != STORE_OK)
+			goto fail;
+		parse_body(body.data, &def, &src);
+		kind = src == NULL || strcmp(src, source) == 0 ? ROOT_REMOVED :
+		    ROOT_THEIRS;
+		if (add_item(&items, &n, name, kind,
+		    listed(ss->dirs, ss->ndirs, name), 1) != 0)
+			goto nomem;
+	}
+	for (i = 0; i < ss->ndirs; i++) {
+		name = ss->dirs[i];
+		if (config_preset(cfg, name) != NULL ||
+		    strcmp(name, FAILED_DIR) == 0 ||
+		    listed(ss->stamped, ss->nstamped, name))
+			continue;
+		if (add_item(&items, &n, name, ROOT_FOREIGN, 1, 0) != 0)
+			goto nomem;
+	}
+	buf_release(&body);
+	*itemsp = items;
+	*np = n;
+	return STORE_OK;
+nomem:
+	st = STORE_ENOMEM;
+fail:
+	buf_release(&body);
+	root_items_free(items, n);
+	return st;
+}
+
+void
+root_items_free(struct root_item *v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
 }

@@ -1,11 +1,17 @@
 /*
- * stamp: one small object per preset holding its canonical definition.
+ * stamp: one small object per preset holding its definition.
  *
- * Stamps live directly under the previews root as
- * "<previews>.prewctl-stamp-<preset>", so one delimiter listing of the root
- * finds every stamp and every preset folder at once. A stamp whose ETag is
- * the MD5 of the configured definition is current (when the ETag is not an
- * MD5, as with SSE-KMS, its body is read and compared). When a definition
+ * A stamp lives directly under the previews root as
+ * "<previews>.prewctl-stamp-<preset>" (keys.h), so one delimiter listing
+ * of the root finds every stamp and every preset folder at once. Its body
+ * is two lines: the canonical definition (preset_canonical) and
+ * "source=<source>", the prefix of the originals its previews are made
+ * from, which says which configuration owns the preset.
+ *
+ * A stamp whose ETag is the MD5 of the expected body is current; so is one
+ * whose ETag is the MD5 of the definition alone (written before stamps
+ * named their source: such a stamp is taken as ours). Any other ETag (as
+ * with SSE-KMS) means the body is read and compared. When a definition
  * changes, generate rewrites the stamp before any preview; the stamp's
  * LastModified is then the moment the preset changed, and previews not
  * newer than it are stale.
@@ -13,38 +19,76 @@
 #ifndef PREWCTL_STAMP_H
 #define PREWCTL_STAMP_H
 
-#include "store.h"
+#include "store/store.h"
 
-#define STAMP_NAME ".prewctl-stamp-"
-#define STAMP_MAX 1024
+#define STAMP_MAX 2048
 
 struct stamp {
 	const struct preset	*preset;
-	char			 canonical[STAMP_MAX];
-	char			 md5[33];	/* hex MD5 of canonical */
+	char			 canonical[1024];	/* the definition */
+	char			 body[STAMP_MAX];	/* what is written */
+	char			 md5[33];	/* hex MD5 of body */
+	char			 def_md5[33];	/* hex MD5 of canonical */
+	char			 etag[STORE_ETAG_MAX + 1];	/* listed */
 	int			 exists;
 	int			 current;	/* exists and matches */
+	int			 other_source;	/* made from another source: */
+	char			 found_source[1024];	/* the stamp's */
 	int64_t			 mtime_ms;
 };
 
 struct stamps {
 	struct stamp	*v;		/* one per preset asked for */
 	size_t		 n;
-	char	       **dirs;		/* every "<name>" folder under the root */
+	char	       **dirs;		/* every folder name under the root */
 	size_t		 ndirs;
-	char	       **stamp_keys;	/* every stamp key under the root */
-	size_t		 nstamp_keys;
+	char	       **stamped;	/* every preset name with a stamp */
+	size_t		 nstamped;
+	uint64_t	 loose;		/* other objects directly in the root */
 };
 
-/* Read the stamps of presets[0..n) and what else the root holds. */
-enum s3_status	 stamps_read(struct store_conn *, const char *previews,
-		    const struct preset *const *presets, size_t n,
-		    struct stamps *, struct s3_error *);
+/*
+ * Read the stamps of presets[0..n), made from source, and what else the
+ * root holds: one LIST, and a GET only for a stamp whose ETag says
+ * nothing and is not one that known (an earlier read of the same presets,
+ * or NULL) found current.
+ */
+enum store_status	 stamps_read(struct store_conn *, const char *previews,
+		    const char *source, const struct preset *const *presets,
+		    size_t n, const struct stamps *known, struct stamps *,
+		    struct store_error *);
 void		 stamps_release(struct stamps *);
 /* Write the current definition of s->preset. */
-enum s3_status	 stamp_write(struct store_conn *, const char *previews,
-		    const struct stamp *, struct s3_error *);
-/* "<previews>.prewctl-stamp-<name>" into a new string; NULL on no memory. */
-char		*stamp_key(const char *previews, const char *name);
+enum store_status	 stamp_write(struct store_conn *, const char *previews,
+		    const struct stamp *, struct store_error *);
+
+/*
+ * What the previews root holds besides the presets configured:
+ *   removed: a preset with a stamp naming our source (or none: older
+ *            stamps), no longer configured; purge --removed-presets
+ *            deletes its folder and its stamp;
+ *   theirs:  a preset whose stamp names another source: another
+ *            configuration's, never touched;
+ *   foreign: a folder without a stamp, which prewctl did not make (a
+ *            name no preset can have, or no stamp): never touched.
+ */
+enum root_kind { ROOT_REMOVED, ROOT_THEIRS, ROOT_FOREIGN };
+
+struct root_item {
+	char		*name;		/* folder or preset name */
+	enum root_kind	 kind;
+	int		 has_dir;	/* "<previews><name>/" holds keys */
+	int		 has_stamp;
+};
+
+/*
+ * Sort what stamps_read found into items (a new array, free with
+ * root_items_free): a GET for each stamp of a preset not configured.
+ */
+enum store_status	 root_classify(struct store_conn *, const char *previews,
+		    const char *source, const struct config *,
+		    const struct stamps *, struct root_item **, size_t *,
+		    struct store_error *);
+void		 root_items_free(struct root_item *, size_t);
 
 #endif

@@ -1,12 +1,22 @@
 /*
- * work: the worker pool that makes previews.
+ * work: the pool that makes previews, for generate and for serve.
  *
- * The merge-join pushes jobs into a bounded queue; N workers each own a
- * storage connection, take a job, GET the original once, render every
- * preset the job needs, and PUT each preview. work_push blocks while the
+ * Jobs (make.h) go through three stages, each run by N threads: fetchers
+ * read originals, renderers make the previews, uploaders write them and do
+ * the bookkeeping. Bounded queues link the stages, so the next originals
+ * are on their way while the current ones decode, and the uploads of one
+ * image overlap the decoding of the next; work_push blocks while the first
  * queue is full, so listing never runs far ahead of the workers.
- * Results are reported through a callback called with the pool's report
- * lock held, so the caller's counters need no lock of their own.
+ *
+ * Memory: an original is held from its fetch to the end of its render: at
+ * most N being fetched, WORK_PREFETCH * N waiting, and N being rendered,
+ * each at most max_bytes.
+ *
+ * Each finished job is handed to the done callback (under the pool's
+ * report lock, so the caller's counters need no lock of their own), which
+ * owns it from then on. Failures of the storage as a whole are counted in
+ * a row, reads and writes apart: max_storage_errors of either stops the
+ * pool; a success of the same kind starts the count again.
  */
 #ifndef PREWCTL_WORK_H
 #define PREWCTL_WORK_H
@@ -14,57 +24,43 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "render.h"
-#include "store.h"
+#include "make.h"
 
-#define WORK_MAX_PRESETS 64
+/* Originals fetched ahead, per worker. */
+#define WORK_PREFETCH 1
 
-struct job {
-	char		*key;		/* the original's full key */
-	const char	*rel;		/* into key: without the source prefix */
-	char		 etag[80];
-	uint64_t	 size;
-	uint64_t	 mask;		/* bit i: make preset i */
-};
-
-struct work_result {
-	const char	*key;		/* the original */
-	const char	*preview;	/* its preview's key, once known */
-	size_t		 preset;	/* index, or SIZE_MAX for the whole job */
-	int		 ok;
-	int		 storage;	/* a storage failure, not the image */
-	const char	*error;		/* when !ok */
-	uint64_t	 bytes;		/* preview size when ok */
-};
-
-typedef void	(*work_report_fn)(void *arg, const struct work_result *);
+typedef void	(*work_done_fn)(void *arg, struct job *);
 
 struct work_params {
-	struct store			*store;
-	const struct preset *const	*presets;
-	const char *const		*stamp_md5;	/* per preset */
-	size_t				 npresets;
-	const char			*previews;
-	const char			*cache_control;
-	const char			*acl;
-	struct render_limits		 limits;
-	int				 nworkers;
-	int				 max_storage_errors;	/* in a row */
-	volatile sig_atomic_t		*cancel;
-	work_report_fn			 report;
-	void				*report_arg;
+	const struct maker	*maker;
+	int			 nworkers;
+	int			 max_storage_errors;	/* in a row; 0: never */
+	volatile sig_atomic_t	*cancel;
+	work_done_fn		 done;
+	void			*done_arg;
+};
+
+/* Why a pool stopped taking work. */
+enum work_stop {
+	WORK_RUNNING = 0,
+	WORK_CANCELLED,		/* the cancel flag */
+	WORK_READS_FAILING,	/* max_storage_errors reads in a row */
+	WORK_WRITES_FAILING,	/* ... writes */
 };
 
 struct work;
 
 struct work	*work_start(const struct work_params *);
-/* Takes ownership of job. Returns -1 (and frees it) once the pool stops. */
+/*
+ * Queue a job (the pool owns it from here). -1 once the pool stopped;
+ * the job is then the caller's still.
+ */
 int		 work_push(struct work *, struct job *);
-/* Whether the pool stopped taking work (cancel, or storage failing). */
-int		 work_stopped(struct work *);
-/* Close the queue, wait for the workers, add their requests into reqs. */
-void		 work_finish(struct work *, struct s3_stats *reqs,
-		    int *storage_failed);
-void		 job_free(struct job *);
+enum work_stop	 work_stopped(struct work *);
+/*
+ * Close the queue, wait for every job taken to finish, drop the others
+ * (freed, never reported), add the requests made into reqs.
+ */
+enum work_stop	 work_finish(struct work *, struct s3_stats *reqs);
 
 #endif

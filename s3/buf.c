@@ -64,6 +64,22 @@ buf_grow(struct buf *b, size_t extra)
 	return 0;
 }
 
+size_t
+buf_avail(const struct buf *b)
+{
+	return b->cap > b->len ? b->cap - b->len - 1 : 0;
+}
+
+void
+buf_setlen(struct buf *b, size_t len)
+{
+	/* Never a write to the shared empty string. */
+	if (b->cap == 0 || len >= b->cap)
+		return;
+	b->len = len;
+	b->data[len] = '\0';
+}
+
 int
 buf_add(struct buf *b, const void *p, size_t n)
 {

@@ -31,6 +31,13 @@ void	 buf_reset(struct buf *);
 /* Cut to len bytes (len <= b->len). */
 void	 buf_truncate(struct buf *, size_t len);
 int	 buf_grow(struct buf *, size_t extra);
+/* Bytes that can be written at data[len] without growing (0 if none). */
+size_t	 buf_avail(const struct buf *);
+/*
+ * Set len after writing into the room buf_avail gave; len must be within
+ * it (at most cap - 1), or 0.
+ */
+void	 buf_setlen(struct buf *, size_t len);
 int	 buf_add(struct buf *, const void *, size_t);
 int	 buf_addstr(struct buf *, const char *);
 int	 buf_addch(struct buf *, char);

@@ -88,6 +88,8 @@ struct resp {
 	enum s3_status		 sink_status;
 	uint64_t		 received;
 	int64_t			 content_length;	/* -1: not sent */
+	const char		*too_long;	/* a header we could not keep */
+	int			 encoded;	/* Content-Encoding: decoded */
 };
 
 int
@@ -248,13 +250,17 @@ s3_head_release(struct s3_head *hd)
 	buf_release(&hd->meta);
 }
 
-static void
+/* -1 when the value does not fit: nothing is cut silently. */
+static int
 copy_field(char *dst, size_t len, const char *p, size_t n)
 {
-	if (n >= len)
-		n = len - 1;
+	if (n >= len) {
+		dst[0] = '\0';
+		return -1;
+	}
 	memcpy(dst, p, n);
 	dst[n] = '\0';
+	return 0;
 }
 
 /*
@@ -274,6 +280,8 @@ header_cb(char *line, size_t size, size_t nitems, void *arg)
 	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
 		/* A new response (after a redirect or 100): start over. */
 		r->content_length = -1;
+		r->too_long = NULL;
+		r->encoded = 0;
 		if (hd != NULL)
 			buf_reset(&hd->meta);
 		return n;
@@ -290,10 +298,13 @@ header_cb(char *line, size_t size, size_t nitems, void *arg)
 		vlen--;
 
 #define IS(name) (nlen == sizeof(name) - 1 && strncasecmp(line, name, nlen) == 0)
+	if (IS("content-encoding") && vlen > 0 &&
+	    !(vlen == 8 && strncasecmp(v, "identity", 8) == 0))
+		r->encoded = 1;
 	if (IS("content-length")) {
 		char tmp[32];
 
-		copy_field(tmp, sizeof(tmp), v, vlen);
+		(void)copy_field(tmp, sizeof(tmp), v, vlen);
 		errno = 0;
 		r->content_length = (int64_t)strtoll(tmp, &end, 10);
 		if (errno != 0 || end == tmp || *end != '\0' ||
@@ -309,17 +320,21 @@ header_cb(char *line, size_t size, size_t nitems, void *arg)
 			v++;
 			vlen -= 2;
 		}
-		copy_field(hd->etag, sizeof(hd->etag), v, vlen);
-	} else if (IS("content-type"))
-		copy_field(hd->content_type, sizeof(hd->content_type), v, vlen);
-	else if (IS("cache-control"))
-		copy_field(hd->cache_control, sizeof(hd->cache_control), v,
-		    vlen);
-	else if (IS("last-modified")) {
+		if (copy_field(hd->etag, sizeof(hd->etag), v, vlen) != 0)
+			r->too_long = "ETag";
+	} else if (IS("content-type")) {
+		if (copy_field(hd->content_type, sizeof(hd->content_type), v,
+		    vlen) != 0)
+			r->too_long = "Content-Type";
+	} else if (IS("cache-control")) {
+		if (copy_field(hd->cache_control, sizeof(hd->cache_control), v,
+		    vlen) != 0)
+			r->too_long = "Cache-Control";
+	} else if (IS("last-modified")) {
 		char	tmp[64];
 		time_t	t;
 
-		copy_field(tmp, sizeof(tmp), v, vlen);
+		(void)copy_field(tmp, sizeof(tmp), v, vlen);
 		if ((t = curl_getdate(tmp, NULL)) != -1)
 			hd->mtime_ms = (int64_t)t * 1000;
 	} else if (nlen > 11 && strncasecmp(line, "x-amz-meta-", 11) == 0) {
@@ -328,12 +343,14 @@ header_cb(char *line, size_t size, size_t nitems, void *arg)
 		/* Header names arrive in any case; S3 stores them lowercase. */
 		for (i = 11; i < nlen; i++)
 			if (buf_addch(&hd->meta, (char)tolower(
-			    (unsigned char)line[i])) != 0)
+			    (unsigned char)line[i])) != 0) {
+				r->too_long = "x-amz-meta-*";
 				return n;
+			}
 		if (buf_addch(&hd->meta, '=') != 0 ||
 		    buf_add(&hd->meta, v, vlen) != 0 ||
 		    buf_addch(&hd->meta, '\n') != 0)
-			return n;
+			r->too_long = "x-amz-meta-*";
 	}
 #undef IS
 	return n;
@@ -576,6 +593,14 @@ attempt(struct s3_client *c, const struct req *q, struct s3_error *err)
 	r.curl = c->curl;
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &r);
+	/*
+	 * An object stored with Content-Encoding: gzip (or deflate, br) is
+	 * what a browser shows once decoded: a GET decodes it. S3 never
+	 * compresses on its own, so nothing else changes; the sink's cap
+	 * bounds the decoded size.
+	 */
+	if (strcmp(q->method, "GET") == 0 && q->key != NULL)
+		curl_easy_setopt(c->curl, CURLOPT_ACCEPT_ENCODING, "");
 	if (strcmp(q->method, "HEAD") == 0)
 		curl_easy_setopt(c->curl, CURLOPT_NOBODY, 1L);
 	else if (strcmp(q->method, "GET") != 0) {
@@ -629,8 +654,19 @@ attempt(struct s3_client *c, const struct req *q, struct s3_error *err)
 			    r.status);
 		goto out;
 	}
-	/* curl catches most short bodies; this catches the rest. */
+	if (r.too_long != NULL) {
+		st = S3_EPROTO;
+		snprintf(err->message, sizeof(err->message),
+		    "response header %s too long", r.too_long);
+		goto out;
+	}
+	/*
+	 * curl catches most short bodies; this catches the rest. Decoded,
+	 * the body is no longer Content-Length long: curl checked the
+	 * encoded one.
+	 */
 	if (strcmp(q->method, "HEAD") != 0 && r.content_length >= 0 &&
+	    !r.encoded &&
 	    r.received != (uint64_t)r.content_length) {
 		st = S3_ESHORT;
 		snprintf(err->message, sizeof(err->message),

@@ -145,12 +145,13 @@ struct s3_list_params {
 enum s3_status	 s3_list(struct s3_client *, const struct s3_list_params *,
 		    s3_object_cb, s3_prefix_cb, void *arg, struct s3_error *);
 
+/* A header longer than its field is an error (S3_EPROTO), never cut. */
 struct s3_head {
 	uint64_t	 size;
-	char		 etag[128];
+	char		 etag[257];	/* 256 bytes, as listings allow */
 	int64_t		 mtime_ms;
-	char		 content_type[128];
-	char		 cache_control[256];
+	char		 content_type[256];
+	char		 cache_control[1024];
 	struct buf	 meta;		/* "name=value\n" for each x-amz-meta-* */
 };
 

@@ -1012,8 +1012,26 @@ check_outcome(struct checks *cs, const struct brun *r)
 				    presets[j].name, T.o[i].rel);
 				ours = strcmp(have.v[k], pkey) == 0;
 			}
+		/* A failure mark, only for an original that failed. */
+		for (i = 0; i < T.no && !ours; i++) {
+			snprintf(pkey, sizeof(pkey), ".prewctl-failed/%s",
+			    T.o[i].rel);
+			full_key(key, sizeof(key), T.o[i].rel);
+			for (j = 0; j < NPRESETS && !ours &&
+			    strcmp(have.v[k], pkey) == 0; j++)
+				ours = find_failure(&fs, key,
+				    presets[j].name) != NULL;
+		}
 		CHECK(cs, ours, "unexpected object under the previews: '%s'",
 		    have.v[k]);
+	}
+	/* Every damaged original is marked, so the next run knows it. */
+	for (i = 0; i < T.no; i++) {
+		if (T.o[i].kind != DAMAGED)
+			continue;
+		snprintf(pkey, sizeof(pkey), ".prewctl-failed/%s", T.o[i].rel);
+		CHECK(cs, strv_has(&have, pkey), "damaged '%s' has no failure "
+		    "mark", T.o[i].rel);
 	}
 	strv_free(&have);
 	failures_free(&fs);

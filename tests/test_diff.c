@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -14,7 +15,12 @@
 #include "preview/diff.h"
 #include "helpers.h"
 
-#define T0 1700000000	/* seconds: the originals' time */
+/*
+ * Seconds: the originals' time. A file's LastModified is the later of its
+ * mtime and ctime (which is now): times in the future stand for chosen
+ * ones.
+ */
+static time_t	T0;
 
 struct seen {
 	char		 rel[64][128];
@@ -71,19 +77,20 @@ cleanup(void)
 static void
 setup(void)
 {
+	T0 = time(NULL) + 1000000;
 	cr_assert(mkdtemp(root) != NULL);
 }
 
-static enum s3_status
+static enum store_status
 run(struct diff_preset *presets, const char *subpath, struct seen *s,
     struct diff_result *res)
 {
 	static char	*exts[] = { "jpg", "png" };
 	struct config	 cfg;
 	struct store	*st;
-	struct s3_error	 err;
+	struct store_error err;
 	struct diff_params dp;
-	enum s3_status	 rc;
+	enum store_status rc;
 	char		 path[512];
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -149,7 +156,7 @@ Test(diff, classifies_every_state)
 	mkfile("photo/readme.txt", T0);		/* not an image */
 	mkfile("photo/UPPER.JPG", T0);		/* case-insensitive */
 
-	cr_assert_eq(run(p, "", &s, &res), S3_OK);
+	cr_assert_eq(run(p, "", &s, &res), STORE_OK);
 	cr_assert_eq(res.originals, 6);
 	cr_assert_eq(res.ignored, 1);
 
@@ -186,7 +193,7 @@ Test(diff, changed_preset_makes_every_preview_stale)
 	mkfile("photo/x.jpg", T0);
 	mkfile("prew/a/x.jpg", T0 + 100);
 	mkfile("prew/b/x.jpg", T0 + 100);
-	cr_assert_eq(run(p, "", &s, &res), S3_OK);
+	cr_assert_eq(run(p, "", &s, &res), STORE_OK);
 	i = find(&s, "x.jpg");
 	cr_assert_eq(s.state[i][0], PS_STALE_PRESET);
 	cr_assert_eq(s.state[i][1], PS_FRESH);
@@ -213,7 +220,7 @@ Test(diff, byte_order_across_streams)
 	mkfile("prew/a/a0.jpg", T0 + 1);
 	mkfile("prew/b/z.jpg", T0);
 	mkfile("photo/\xd1\x84\xd0\xbe\xd1\x82\xd0\xbe/x.jpg", T0);
-	cr_assert_eq(run(p, "", &s, &res), S3_OK);
+	cr_assert_eq(run(p, "", &s, &res), STORE_OK);
 	cr_assert_eq(s.n, sizeof(want) / sizeof(want[0]));
 	for (i = 0; i < s.n; i++)
 		cr_assert_str_eq(s.rel[i], want[i], "item %zu", i);
@@ -232,7 +239,7 @@ Test(diff, subpath_limits_every_stream)
 	mkfile("photo/2023/y.jpg", T0);
 	mkfile("prew/a/2023/gone.jpg", T0);
 	mkfile("prew/a/2024/gone.jpg", T0);
-	cr_assert_eq(run(p, "2024/", &s, &res), S3_OK);
+	cr_assert_eq(run(p, "2024/", &s, &res), STORE_OK);
 	cr_assert_eq(s.n, 2);
 	cr_assert_str_eq(s.rel[0], "2024/gone.jpg");
 	cr_assert_str_eq(s.rel[1], "2024/x.jpg");

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "preview/store.h"
+#include "store/store.h"
 #include "helpers.h"
 
 static char	 root[64];
@@ -140,7 +140,7 @@ count_tmp(const char *rel)
 static struct dirstore *
 open_store(void)
 {
-	struct s3_error	 err;
+	struct store_error	 err;
 	struct dirstore	*ds;
 
 	ds = dirstore_new(root, &err);
@@ -197,12 +197,12 @@ coll_free(struct coll *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static enum s3_status
+static enum store_status
 list(struct dirstore *ds, const char *prefix, const char *delim,
     const char *start_after, struct coll *c)
 {
 	struct s3_list_params	p;
-	struct s3_error		err;
+	struct store_error		err;
 
 	memset(&p, 0, sizeof(p));
 	p.prefix = prefix;
@@ -277,7 +277,7 @@ Test(dirstore, byte_order_of_tricky_names)
 	for (i = 0; i < NTRICKY; i++)
 		mkfile(tricky[i], tricky[i]);
 	n = sorted_keys(tricky, NTRICKY, NULL, want);
-	cr_assert_eq(list(ds, "", NULL, NULL, &c), S3_OK);
+	cr_assert_eq(list(ds, "", NULL, NULL, &c), STORE_OK);
 	expect(&c, (const char *const *)want, n);
 	/* The three from the brief, by hand: '.' < '/' < '0'. */
 	cr_assert_str_eq(want[5], "K:a-b/c");
@@ -313,20 +313,19 @@ Test(dirstore, object_fields)
 {
 	struct dirstore		*ds = open_store();
 	struct s3_list_params	 p = { 0 };
-	struct s3_error		 err;
+	struct store_error		 err;
 	int			 seen = 0;
 
 	mkfile("one.txt", "hello");
 	mkfile("d/two.txt", "");
 	cr_assert_eq(dirstore_list(ds, &p, check_obj, NULL, &seen, &err),
-	    S3_OK);
+	    STORE_OK);
 	cr_assert_eq(seen, 2);
 	seen = 0;
 	p.prefix = "one";
 	cr_assert_eq(dirstore_list(ds, &p, check_obj, NULL, &seen, &err),
-	    S3_OK);
+	    STORE_OK);
 	cr_assert_eq(seen, 1);
-	cr_assert_str_eq(dirstore_root(ds), root);
 	dirstore_free(ds);
 }
 
@@ -341,10 +340,10 @@ Test(dirstore, mtime_in_ms)
 {
 	struct dirstore		*ds = open_store();
 	struct s3_list_params	 p = { .prefix = "m" };
-	struct s3_error		 err;
+	struct store_error		 err;
 	struct timespec		 ts[2] = {
-		{ .tv_sec = 1700000000, .tv_nsec = 123456789 },
-		{ .tv_sec = 1700000000, .tv_nsec = 123456789 },
+		{ .tv_sec = 4000000000, .tv_nsec = 123456789 },
+		{ .tv_sec = 4000000000, .tv_nsec = 123456789 },
 	};
 	char			 path[4096];
 	int64_t			 ms = 0;
@@ -352,9 +351,59 @@ Test(dirstore, mtime_in_ms)
 	mkfile("m", "x");
 	join(path, sizeof(path), root, "m");
 	cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
-	cr_assert_eq(dirstore_list(ds, &p, mtime_is, NULL, &ms, &err), S3_OK);
-	/* 1700000000.123456789 s is 1700000000123 ms. */
-	cr_assert_eq(ms, INT64_C(1700000000123));
+	cr_assert_eq(dirstore_list(ds, &p, mtime_is, NULL, &ms, &err), STORE_OK);
+	/*
+	 * 4000000000.123456789 s is 4000000000123 ms: a time to come, later
+	 * than the file's change time, so the mtime is what shows.
+	 */
+	cr_assert_eq(ms, INT64_C(4000000000123));
+	dirstore_free(ds);
+}
+
+struct identity {
+	int64_t	 ms;
+	char	 etag[64];
+};
+
+static int
+identity_of(void *arg, const struct s3_object *o)
+{
+	struct identity	*id = arg;
+
+	id->ms = o->mtime_ms;
+	snprintf(id->etag, sizeof(id->etag), "%s", o->etag);
+	return 0;
+}
+
+/*
+ * cp -p, rsync -a, mv and tar x replace a file with one that keeps an
+ * older mtime: LastModified must still move forward, or the new original
+ * would never get its previews.
+ */
+Test(dirstore, replaced_by_an_older_file_is_newer)
+{
+	struct dirstore		*ds = open_store();
+	struct s3_list_params	 p = { .prefix = "r.jpg" };
+	struct store_error	 err;
+	struct timespec		 old[2] = { { .tv_sec = 1000000000 },
+				    { .tv_sec = 1000000000 } };
+	struct identity		 before, after;
+	char			 path[4096], tmp[4096];
+
+	mkfile("r.jpg", "first");
+	cr_assert_eq(dirstore_list(ds, &p, identity_of, NULL, &before, &err),
+	    STORE_OK);
+	/* The replacement, written aside with an old mtime, moved in. */
+	mkfile("r.tmp", "second, older");
+	join(tmp, sizeof(tmp), root, "r.tmp");
+	join(path, sizeof(path), root, "r.jpg");
+	cr_assert_eq(utimensat(AT_FDCWD, tmp, old, 0), 0);
+	cr_assert_eq(rename(tmp, path), 0);
+	cr_assert_eq(dirstore_list(ds, &p, identity_of, NULL, &after, &err),
+	    STORE_OK);
+	cr_assert_geq(after.ms, before.ms, "LastModified went back: %lld < "
+	    "%lld", (long long)after.ms, (long long)before.ms);
+	cr_assert_str_neq(after.etag, before.etag);
 	dirstore_free(ds);
 }
 
@@ -379,25 +428,25 @@ Test(dirstore, prefix_not_at_a_directory_boundary)
 	mkfile("photo.jpg", "6");
 	mkfile("ph/x", "7");
 
-	cr_assert_eq(list(ds, "photo/a", NULL, NULL, &c), S3_OK);
+	cr_assert_eq(list(ds, "photo/a", NULL, NULL, &c), STORE_OK);
 	expect(&c, a, 3);
 	coll_free(&c);
-	cr_assert_eq(list(ds, "photo", NULL, NULL, &c), S3_OK);
+	cr_assert_eq(list(ds, "photo", NULL, NULL, &c), STORE_OK);
 	expect(&c, photo, 6);
 	coll_free(&c);
-	cr_assert_eq(list(ds, "photo/ab/", NULL, NULL, &c), S3_OK);
+	cr_assert_eq(list(ds, "photo/ab/", NULL, NULL, &c), STORE_OK);
 	expect(&c, ab, 1);
 	coll_free(&c);
-	cr_assert_eq(list(ds, "photo/ab/c.jpg", NULL, NULL, &c), S3_OK);
+	cr_assert_eq(list(ds, "photo/ab/c.jpg", NULL, NULL, &c), STORE_OK);
 	expect(&c, ab, 1);
 	coll_free(&c);
 	/* Prefixes nothing can match: no error, nothing listed. */
-	cr_assert_eq(list(ds, "nope/", NULL, NULL, &c), S3_OK);
-	cr_assert_eq(list(ds, "photo/a.jpg/", NULL, NULL, &c), S3_OK);
-	cr_assert_eq(list(ds, "photo//", NULL, NULL, &c), S3_OK);
-	cr_assert_eq(list(ds, "../", NULL, NULL, &c), S3_OK);
-	cr_assert_eq(list(ds, "/photo", NULL, NULL, &c), S3_OK);
-	cr_assert_eq(list(ds, "photo/zzz", NULL, NULL, &c), S3_OK);
+	cr_assert_eq(list(ds, "nope/", NULL, NULL, &c), STORE_OK);
+	cr_assert_eq(list(ds, "photo/a.jpg/", NULL, NULL, &c), STORE_OK);
+	cr_assert_eq(list(ds, "photo//", NULL, NULL, &c), STORE_OK);
+	cr_assert_eq(list(ds, "../", NULL, NULL, &c), STORE_OK);
+	cr_assert_eq(list(ds, "/photo", NULL, NULL, &c), STORE_OK);
+	cr_assert_eq(list(ds, "photo/zzz", NULL, NULL, &c), STORE_OK);
 	cr_assert_eq(c.n, 0);
 	dirstore_free(ds);
 }
@@ -417,7 +466,7 @@ Test(dirstore, start_after)
 		mkfile(tricky[i], "x");
 	for (i = 0; i < sizeof(after) / sizeof(after[0]); i++) {
 		n = sorted_keys(tricky, NTRICKY, after[i], want);
-		cr_assert_eq(list(ds, "", NULL, after[i], &c), S3_OK);
+		cr_assert_eq(list(ds, "", NULL, after[i], &c), STORE_OK);
 		expect(&c, (const char *const *)want, n);
 		free_strs(want, n);
 		coll_free(&c);
@@ -437,7 +486,7 @@ Test(dirstore, delimiter_rollup)
 	struct dirstore		*ds = open_store();
 	struct coll		 c = { 0 };
 	struct s3_list_params	 p = { .delimiter = "|" };
-	struct s3_error		 err;
+	struct store_error		 err;
 	char			 path[4096];
 
 	mkfile("a.jpg", "1");
@@ -454,23 +503,23 @@ Test(dirstore, delimiter_rollup)
 	join(path, sizeof(path), root, "f/link");
 	cr_assert_eq(symlink("../a.jpg", path), 0);
 
-	cr_assert_eq(list(ds, "", "/", NULL, &c), S3_OK);
+	cr_assert_eq(list(ds, "", "/", NULL, &c), STORE_OK);
 	expect(&c, top, 5);
 	coll_free(&c);
-	cr_assert_eq(list(ds, "a/", "/", NULL, &c), S3_OK);
+	cr_assert_eq(list(ds, "a/", "/", NULL, &c), STORE_OK);
 	expect(&c, in_a, 2);
 	coll_free(&c);
-	cr_assert_eq(list(ds, "a", "/", NULL, &c), S3_OK);
+	cr_assert_eq(list(ds, "a", "/", NULL, &c), STORE_OK);
 	expect(&c, partial, 3);
 	coll_free(&c);
-	cr_assert_eq(list(ds, "", "/", "a.jpg", &c), S3_OK);
+	cr_assert_eq(list(ds, "", "/", "a.jpg", &c), STORE_OK);
 	expect(&c, after_a, 4);
 	coll_free(&c);
-	cr_assert_eq(list(ds, "", "/", "a0.jpg", &c), S3_OK);
+	cr_assert_eq(list(ds, "", "/", "a0.jpg", &c), STORE_OK);
 	expect(&c, after_a0, 2);
 	coll_free(&c);
 	cr_assert_eq(dirstore_list(ds, &p, on_obj, on_pfx, &c, &err),
-	    S3_EINVAL);
+	    STORE_EINVAL);
 	cr_assert_neq(err.message[0], '\0');
 	cr_assert_eq(c.n, 0);
 	dirstore_free(ds);
@@ -487,11 +536,11 @@ Test(dirstore, callback_stops_the_walk)
 		snprintf(key, sizeof(key), "d%d/k", i);
 		mkfile(key, "x");
 	}
-	cr_assert_eq(list(ds, "", NULL, NULL, &c), S3_ECANCELLED);
+	cr_assert_eq(list(ds, "", NULL, NULL, &c), STORE_ECANCELLED);
 	cr_assert_eq(c.n, 2);
 	coll_free(&c);
 	c.stop_at = 1;
-	cr_assert_eq(list(ds, "", "/", NULL, &c), S3_ECANCELLED);
+	cr_assert_eq(list(ds, "", "/", NULL, &c), STORE_ECANCELLED);
 	cr_assert_eq(c.n, 1);
 	coll_free(&c);
 	dirstore_free(ds);
@@ -502,7 +551,7 @@ Test(dirstore, temp_files_symlinks_and_fifos_are_not_objects)
 	static const char *const want[] = { "K:d/real.jpg", "K:real.jpg" };
 	struct dirstore	*ds = open_store();
 	struct coll	 c = { 0 };
-	struct s3_error	 err;
+	struct store_error	 err;
 	struct buf	 b;
 	char		 path[4096];
 
@@ -518,17 +567,17 @@ Test(dirstore, temp_files_symlinks_and_fifos_are_not_objects)
 	join(path, sizeof(path), root, "fifo");
 	cr_assert_eq(mkfifo(path, 0644), 0);
 
-	cr_assert_eq(list(ds, "", NULL, NULL, &c), S3_OK);
+	cr_assert_eq(list(ds, "", NULL, NULL, &c), STORE_OK);
 	expect(&c, want, 2);
 	coll_free(&c);
 
 	buf_init(&b, BUF_NOMAX);
-	cr_assert_eq(dirstore_get(ds, "l.jpg", 100, &b, &err), S3_ENOTFOUND);
-	cr_assert_eq(dirstore_get(ds, "ld/real.jpg", 100, &b, &err),
-	    S3_ENOTFOUND);
-	cr_assert_eq(dirstore_get(ds, "fifo", 100, &b, &err), S3_ENOTFOUND);
-	cr_assert_eq(dirstore_get(ds, "d", 100, &b, &err), S3_ENOTFOUND);
-	cr_assert_eq(dirstore_get(ds, "real.jpg", 100, &b, &err), S3_OK);
+	cr_assert_eq(dirstore_get(ds, "l.jpg", 100, &b, NULL, &err), STORE_ENOTFOUND);
+	cr_assert_eq(dirstore_get(ds, "ld/real.jpg", 100, &b, NULL, &err),
+	    STORE_ENOTFOUND);
+	cr_assert_eq(dirstore_get(ds, "fifo", 100, &b, NULL, &err), STORE_ENOTFOUND);
+	cr_assert_eq(dirstore_get(ds, "d", 100, &b, NULL, &err), STORE_ENOTFOUND);
+	cr_assert_eq(dirstore_get(ds, "real.jpg", 100, &b, NULL, &err), STORE_OK);
 	cr_assert_str_eq(b.data, "r");
 	buf_release(&b);
 	dirstore_free(ds);
@@ -537,11 +586,11 @@ Test(dirstore, temp_files_symlinks_and_fifos_are_not_objects)
 Test(dirstore, symlinks_never_lead_outside)
 {
 	struct dirstore	*ds = open_store();
-	struct s3_error	 err;
+	struct store_error	 err;
 	struct buf	 b;
 	struct stat	 st;
 	char		 path[4096], target[4096], *s;
-	enum s3_status	 rc;
+	enum store_status	 rc;
 
 	mkfile_in(outside, "secret.txt", "secret");
 	join(path, sizeof(path), root, "evil");
@@ -551,24 +600,27 @@ Test(dirstore, symlinks_never_lead_outside)
 	cr_assert_eq(symlink(target, path), 0);
 
 	buf_init(&b, BUF_NOMAX);
-	cr_assert_eq(dirstore_get(ds, "evil/secret.txt", 100, &b, &err),
-	    S3_ENOTFOUND);
-	cr_assert_eq(dirstore_get(ds, "sl.txt", 100, &b, &err), S3_ENOTFOUND);
+	cr_assert_eq(dirstore_get(ds, "evil/secret.txt", 100, &b, NULL, &err),
+	    STORE_ENOTFOUND);
+	cr_assert_eq(dirstore_get(ds, "sl.txt", 100, &b, NULL, &err), STORE_ENOTFOUND);
 	cr_assert_eq(b.len, 0);
 
-	rc = dirstore_put(ds, "evil/new.txt", "x", 1, &err);
-	cr_assert_neq(rc, S3_OK);
-	cr_assert_eq(rc, S3_ESERVER);
-	cr_assert_str_eq(err.code, "LocalIOError");
+	rc = dirstore_put(ds, "evil/new.txt", "x", 1, NULL, &err);
+	cr_assert_neq(rc, STORE_OK);
+	cr_assert_eq(rc, STORE_EIO);
+	cr_assert_str_eq(err.code, "");
+	/* Linux says ENOTDIR for a link opened as a folder, some ELOOP. */
+	cr_assert(err.errnum == ENOTDIR || err.errnum == ELOOP, "%d",
+	    err.errnum);
 	join(path, sizeof(path), outside, "new.txt");
 	cr_assert_neq(lstat(path, &st), 0);
-	rc = dirstore_put(ds, "evil/sub/new.txt", "x", 1, &err);
-	cr_assert_neq(rc, S3_OK);
+	rc = dirstore_put(ds, "evil/sub/new.txt", "x", 1, NULL, &err);
+	cr_assert_neq(rc, STORE_OK);
 	join(path, sizeof(path), outside, "sub");
 	cr_assert_neq(lstat(path, &st), 0);
 
 	/* A put over a symlink replaces the link, not its target. */
-	cr_assert_eq(dirstore_put(ds, "sl.txt", "new", 3, &err), S3_OK);
+	cr_assert_eq(dirstore_put(ds, "sl.txt", "new", 3, NULL, &err), STORE_OK);
 	s = slurp(outside, "secret.txt");
 	cr_assert_str_eq(s, "secret");
 	free(s);
@@ -584,7 +636,7 @@ Test(dirstore, symlinks_never_lead_outside)
 		const char *const keys[] = { "evil/secret.txt" };
 
 		cr_assert_eq(dirstore_delete_many(ds, keys, 1, NULL, NULL,
-		    &err), S3_OK);
+		    &err), STORE_OK);
 	}
 	join(path, sizeof(path), outside, "secret.txt");
 	cr_assert_eq(lstat(path, &st), 0);
@@ -613,24 +665,24 @@ static int
 etag_of(struct dirstore *ds, const char *key, char *dst, size_t len)
 {
 	struct s3_list_params	p = { .prefix = key };
-	struct s3_error		err;
+	struct store_error		err;
 	struct etag_arg		a = { dst, len, 0 };
 
-	cr_assert_eq(dirstore_list(ds, &p, save_etag, NULL, &a, &err), S3_OK);
+	cr_assert_eq(dirstore_list(ds, &p, save_etag, NULL, &a, &err), STORE_OK);
 	return a.n;
 }
 
 Test(dirstore, put_writes_whole_files_atomically)
 {
 	struct dirstore	*ds = open_store();
-	struct s3_error	 err;
+	struct store_error	 err;
 	struct stat	 st;
 	char		 path[4096], old[8] = { 0 };
 	char		 etag1[128], etag2[128];
 	char		*s;
 	int		 fd;
 
-	cr_assert_eq(dirstore_put(ds, "p/q/r.jpg", "first", 5, &err), S3_OK);
+	cr_assert_eq(dirstore_put(ds, "p/q/r.jpg", "first", 5, NULL, &err), STORE_OK);
 	s = slurp(root, "p/q/r.jpg");
 	cr_assert_str_eq(s, "first");
 	free(s);
@@ -642,7 +694,7 @@ Test(dirstore, put_writes_whole_files_atomically)
 
 	/* A reader of the old file keeps the old bytes: it was replaced. */
 	cr_assert_geq(fd = open(path, O_RDONLY), 0);
-	cr_assert_eq(dirstore_put(ds, "p/q/r.jpg", "second!", 7, &err), S3_OK);
+	cr_assert_eq(dirstore_put(ds, "p/q/r.jpg", "second!", 7, NULL, &err), STORE_OK);
 	cr_assert_eq(read(fd, old, sizeof(old) - 1), 5);
 	cr_assert_str_eq(old, "first");
 	close(fd);
@@ -654,7 +706,7 @@ Test(dirstore, put_writes_whole_files_atomically)
 	cr_assert_str_neq(etag1, etag2);
 
 	/* An empty object is an empty file. */
-	cr_assert_eq(dirstore_put(ds, "empty", NULL, 0, &err), S3_OK);
+	cr_assert_eq(dirstore_put(ds, "empty", NULL, 0, NULL, &err), STORE_OK);
 	join(path, sizeof(path), root, "empty");
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert_eq(st.st_size, 0);
@@ -664,22 +716,23 @@ Test(dirstore, put_writes_whole_files_atomically)
 Test(dirstore, failed_put_leaves_no_temp_file)
 {
 	struct dirstore	*ds = open_store();
-	struct s3_error	 err;
-	enum s3_status	 rc;
+	struct store_error	 err;
+	enum store_status	 rc;
 
 	mkdir_in("d");
 	mkdir_in("d/x.jpg");
-	rc = dirstore_put(ds, "d/x.jpg", "data", 4, &err);
-	cr_assert_eq(rc, S3_ESERVER);
-	cr_assert_str_eq(err.code, "LocalIOError");
+	rc = dirstore_put(ds, "d/x.jpg", "data", 4, NULL, &err);
+	cr_assert_eq(rc, STORE_EIO);
+	cr_assert_str_eq(err.code, "");
+	cr_assert_neq(err.errnum, 0);
 	cr_assert(strstr(err.message, "d/x.jpg") != NULL, "%s", err.message);
 	cr_assert_eq(count_tmp("d"), 0);
 	cr_assert_eq(count_tmp("d/x.jpg"), 0);
 
 	/* A file where a folder should be. */
 	mkfile("f", "file");
-	rc = dirstore_put(ds, "f/x.jpg", "data", 4, &err);
-	cr_assert_eq(rc, S3_ESERVER);
+	rc = dirstore_put(ds, "f/x.jpg", "data", 4, NULL, &err);
+	cr_assert_eq(rc, STORE_EIO);
 	cr_assert_eq(count_tmp(""), 0);
 	dirstore_free(ds);
 }
@@ -687,7 +740,7 @@ Test(dirstore, failed_put_leaves_no_temp_file)
 Test(dirstore, get_respects_max_bytes)
 {
 	struct dirstore	*ds = open_store();
-	struct s3_error	 err;
+	struct store_error	 err;
 	struct buf	 b, small;
 	char		 data[1001];
 
@@ -697,48 +750,53 @@ Test(dirstore, get_respects_max_bytes)
 	mkfile("zero", "");
 	buf_init(&b, BUF_NOMAX);
 	cr_assert_eq(buf_addstr(&b, "stale"), 0);
-	cr_assert_eq(dirstore_get(ds, "big", 1000, &b, &err), S3_OK);
+	cr_assert_eq(dirstore_get(ds, "big", 1000, &b, NULL, &err), STORE_OK);
 	cr_assert_eq(b.len, 1000);
 	cr_assert_eq(memcmp(b.data, data, 1000), 0);
 	cr_assert_eq(b.data[1000], '\0');
-	cr_assert_eq(dirstore_get(ds, "big", 999, &b, &err), S3_ETOOBIG);
+	cr_assert_eq(dirstore_get(ds, "big", 999, &b, NULL, &err), STORE_ETOOBIG);
 	cr_assert_eq(b.len, 0);
-	cr_assert_eq(dirstore_get(ds, "zero", 0, &b, &err), S3_OK);
+	cr_assert_eq(dirstore_get(ds, "zero", 0, &b, NULL, &err), STORE_OK);
 	cr_assert_eq(b.len, 0);
-	cr_assert_eq(dirstore_get(ds, "big", 0, &b, &err), S3_ETOOBIG);
-	cr_assert_eq(dirstore_get(ds, "missing", 10, &b, &err), S3_ENOTFOUND);
-	cr_assert_str_eq(err.code, "NoSuchKey");
-	cr_assert_eq(dirstore_get(ds, "no/such/dir", 10, &b, &err),
-	    S3_ENOTFOUND);
-	cr_assert_eq(dirstore_get(ds, "big/x", 10, &b, &err), S3_ENOTFOUND);
+	cr_assert_eq(dirstore_get(ds, "big", 0, &b, NULL, &err), STORE_ETOOBIG);
+	cr_assert_eq(dirstore_get(ds, "missing", 10, &b, NULL, &err), STORE_ENOTFOUND);
+	cr_assert_eq(err.errnum, ENOENT);
+	cr_assert_eq(dirstore_get(ds, "no/such/dir", 10, &b, NULL, &err),
+	    STORE_ENOTFOUND);
+	cr_assert_eq(dirstore_get(ds, "big/x", 10, &b, NULL, &err), STORE_ENOTFOUND);
 	buf_release(&b);
 
 	/* A buffer with a smaller maximum of its own: too big as well. */
 	buf_init(&small, 100);
-	cr_assert_eq(dirstore_get(ds, "big", 5000, &small, &err), S3_ETOOBIG);
+	cr_assert_eq(dirstore_get(ds, "big", 5000, &small, NULL, &err),
+	    STORE_ETOOBIG);
 	buf_release(&small);
 	buf_init(&small, 1000);
-	cr_assert_eq(dirstore_get(ds, "big", 5000, &small, &err), S3_OK);
+	cr_assert_eq(dirstore_get(ds, "big", 5000, &small, NULL, &err),
+	    STORE_OK);
 	cr_assert_eq(small.len, 1000);
 	buf_release(&small);
 	dirstore_free(ds);
 }
 
 struct failures {
-	int	n;
-	char	key[64];
-	char	code[64];
+	int			n;
+	char			key[64];
+	enum store_status	st;
+	int			errnum;
 };
 
 static void
-on_fail(void *arg, const char *key, const char *code, const char *msg)
+on_fail(void *arg, const char *key, enum store_status st,
+    const struct store_error *err)
 {
 	struct failures	*f = arg;
 
-	cr_assert_neq(msg[0], '\0');
+	cr_assert_neq(err->message[0], '\0');
 	f->n++;
 	snprintf(f->key, sizeof(f->key), "%s", key);
-	snprintf(f->code, sizeof(f->code), "%s", code);
+	f->st = st;
+	f->errnum = err->errnum;
 }
 
 Test(dirstore, delete_many_and_empty_folder_cleanup)
@@ -751,7 +809,7 @@ Test(dirstore, delete_many_and_empty_folder_cleanup)
 	const char *const bad[] = { "keep.jpg", "../keep.jpg", "a//b" };
 	struct dirstore		*ds = open_store();
 	struct failures		 f = { 0 };
-	struct s3_error		 err;
+	struct store_error		 err;
 
 	mkfile("a/b/c.jpg", "1");
 	mkfile("a/b/d.jpg", "2");
@@ -760,7 +818,7 @@ Test(dirstore, delete_many_and_empty_folder_cleanup)
 	mkfile("keep.jpg", "5");
 
 	cr_assert_eq(dirstore_delete_many(ds, first, 6, on_fail, &f, &err),
-	    S3_OK);
+	    STORE_OK);
 	cr_assert_eq(f.n, 0);
 	cr_assert(!lexists("a/b/c.jpg"));
 	cr_assert(!lexists("a/b/d.jpg"));
@@ -769,19 +827,19 @@ Test(dirstore, delete_many_and_empty_folder_cleanup)
 	cr_assert(lexists("top.jpg"));
 
 	cr_assert_eq(dirstore_delete_many(ds, second, 2, on_fail, &f, &err),
-	    S3_OK);
+	    STORE_OK);
 	cr_assert(!lexists("a"));
 	cr_assert(!lexists("top.jpg"));
 	cr_assert(lexists(""), "the root itself was removed");
 
 	/* A hostile key is reported, the others still deleted. */
 	cr_assert_eq(dirstore_delete_many(ds, bad + 1, 2, on_fail, &f, &err),
-	    S3_EPARTIAL);
+	    STORE_EPARTIAL);
 	cr_assert_eq(f.n, 2);
 	cr_assert_str_eq(f.key, "a//b");
 	cr_assert(lexists("keep.jpg"));
 	cr_assert_eq(dirstore_delete_many(ds, bad, 3, on_fail, &f, &err),
-	    S3_EPARTIAL);
+	    STORE_EPARTIAL);
 	cr_assert(!lexists("keep.jpg"));
 
 	/* Without root's power, a read-only folder is an I/O failure. */
@@ -794,9 +852,10 @@ Test(dirstore, delete_many_and_empty_folder_cleanup)
 		cr_assert_eq(chmod(path, 0555), 0);
 		f.n = 0;
 		cr_assert_eq(dirstore_delete_many(ds, ro, 1, on_fail, &f,
-		    &err), S3_EPARTIAL);
+		    &err), STORE_EPARTIAL);
 		cr_assert_eq(f.n, 1);
-		cr_assert_str_eq(f.code, "LocalIOError");
+		cr_assert_eq(f.st, STORE_EDENIED);
+		cr_assert_eq(f.errnum, EACCES);
 		cr_assert_eq(chmod(path, 0755), 0);
 	}
 	dirstore_free(ds);
@@ -823,7 +882,7 @@ Test(dirstore, hostile_keys_are_refused)
 		"x.prewctl-tmp",
 	};
 	struct dirstore	*ds = open_store();
-	struct s3_error	 err;
+	struct store_error	 err;
 	struct buf	 b;
 	struct coll	 c = { 0 };
 	char		 big[1100], seg[300];
@@ -832,27 +891,27 @@ Test(dirstore, hostile_keys_are_refused)
 	buf_init(&b, BUF_NOMAX);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(&err, 0, sizeof(err));
-		cr_assert_eq(dirstore_put(ds, bad[i], "x", 1, &err), S3_EINVAL,
+		cr_assert_eq(dirstore_put(ds, bad[i], "x", 1, NULL, &err), STORE_EINVAL,
 		    "put '%s'", bad[i]);
 		cr_assert_neq(err.message[0], '\0');
-		cr_assert_eq(dirstore_get(ds, bad[i], 10, &b, &err), S3_EINVAL,
+		cr_assert_eq(dirstore_get(ds, bad[i], 10, &b, NULL, &err), STORE_EINVAL,
 		    "get '%s'", bad[i]);
 	}
-	cr_assert_eq(dirstore_put(ds, NULL, "x", 1, &err), S3_EINVAL);
+	cr_assert_eq(dirstore_put(ds, NULL, "x", 1, NULL, &err), STORE_EINVAL);
 	cr_assert_eq(dirstore_put(ds, long_key(big, sizeof(big), 1025, 'k'),
-	    "x", 1, &err), S3_EINVAL);
+	    "x", 1, NULL, &err), STORE_EINVAL);
 	cr_assert_eq(dirstore_put(ds, long_key(seg, sizeof(seg), 256, 's'),
-	    "x", 1, &err), S3_EINVAL);
-	cr_assert_eq(list(ds, "", NULL, NULL, &c), S3_OK);
+	    "x", 1, NULL, &err), STORE_EINVAL);
+	cr_assert_eq(list(ds, "", NULL, NULL, &c), STORE_OK);
 	cr_assert_eq(c.n, 0, "a refused put left a file");
 	cr_assert_eq(count_tmp(""), 0);
 
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		cr_assert_eq(dirstore_put(ds, good[i], "x", 1, &err), S3_OK,
+		cr_assert_eq(dirstore_put(ds, good[i], "x", 1, NULL, &err), STORE_OK,
 		    "put '%s': %s", good[i], err.message);
 	cr_assert_eq(dirstore_put(ds, long_key(big, sizeof(big), 255, 'k'),
-	    "x", 1, &err), S3_OK);
-	cr_assert_eq(list(ds, "", NULL, NULL, &c), S3_OK);
+	    "x", 1, NULL, &err), STORE_OK);
+	cr_assert_eq(list(ds, "", NULL, NULL, &c), STORE_OK);
 	cr_assert_eq(c.n, sizeof(good) / sizeof(good[0]) + 1);
 	coll_free(&c);
 	buf_release(&b);
@@ -861,7 +920,7 @@ Test(dirstore, hostile_keys_are_refused)
 
 Test(dirstore, new_needs_a_directory)
 {
-	struct s3_error	 err;
+	struct store_error	 err;
 	char		 path[4096];
 
 	memset(&err, 0, sizeof(err));
@@ -901,7 +960,7 @@ Test(dirstore, five_thousand_files_in_order)
 	}
 	n = sorted_keys((const char *const *)keys, NMANY, NULL, want);
 	cr_assert_eq(n, NMANY);
-	cr_assert_eq(list(ds, "", NULL, NULL, &c), S3_OK);
+	cr_assert_eq(list(ds, "", NULL, NULL, &c), STORE_OK);
 	expect(&c, (const char *const *)want, n);
 	for (i = 1; i < c.n; i++)
 		cr_assert_lt(strcmp(c.items[i - 1], c.items[i]), 0);
@@ -926,19 +985,19 @@ static void *
 race(void *arg)
 {
 	struct racer	*r = arg;
-	struct s3_error	 err;
+	struct store_error	 err;
 	char		 key[64];
 	const char	*keys[1] = { key };
 	int		 i;
 
 	for (i = 0; i < NROUNDS; i++) {
 		snprintf(key, sizeof(key), "c/d/e/t%d-%d", r->id, i);
-		if (dirstore_put(r->ds, key, "x", 1, &err) != S3_OK) {
+		if (dirstore_put(r->ds, key, "x", 1, NULL, &err) != STORE_OK) {
 			r->fails++;
 			memcpy(r->msg, err.message, sizeof(r->msg));
 		}
 		if (dirstore_delete_many(r->ds, keys, 1, NULL, NULL,
-		    &err) != S3_OK)
+		    &err) != STORE_OK)
 			r->fails++;
 	}
 	return NULL;
@@ -958,7 +1017,7 @@ Test(dirstore, threads_put_and_delete_in_the_same_folders)
 	struct racer		 r[NTHREADS];
 	pthread_t		 t[NTHREADS];
 	struct s3_list_params	 p = { 0 };
-	struct s3_error		 err;
+	struct store_error		 err;
 	int			 i, files = 0;
 
 	for (i = 0; i < NTHREADS; i++) {
@@ -972,7 +1031,7 @@ Test(dirstore, threads_put_and_delete_in_the_same_folders)
 	for (i = 0; i < NTHREADS; i++)
 		cr_assert_eq(r[i].fails, 0, "thread %d: %s", i, r[i].msg);
 	cr_assert_eq(dirstore_list(ds, &p, count_files, NULL, &files, &err),
-	    S3_OK);
+	    STORE_OK);
 	cr_assert_eq(files, 0);
 	if (lexists("c/d/e"))
 		cr_assert_eq(count_tmp("c/d/e"), 0);

@@ -1277,11 +1277,161 @@ Test(render, timeout)
 	p = render_preset(20000, 0, FIT_INSIDE, FMT_PNG);
 	p.enlarge = 1;
 	lim.timeout_s = 1;
+	/* 300 MP: past the output check, for the time limit to stop it. */
+	lim.max_pixels = 1000 * 1000 * 1000;
 	t0 = render_now();
 	render_fails(in, len, &p, &lim, err, sizeof(err));
 	dt = render_now() - t0;
 	cr_expect_str_eq(err, "timed out after 1 s");
 	cr_expect_lt(dt, 4.0, "stopped after %.2f s", dt);
+	g_free(in);
+}
+
+/* ---- what each preset may be ----------------------------------------- */
+
+/* enlarge = true on a sliver: the output is checked before it is made. */
+Test(render, output_over_max_pixels_refused_before_rendering)
+{
+	struct preset	 p;
+	char		 err[512];
+	void		*in;
+	size_t		 len;
+	double		 t0;
+
+	in = render_make(1, 2000, ".png", &len);
+	p = render_preset(1440, 0, FIT_INSIDE, FMT_JPEG);
+	p.enlarge = 1;
+	t0 = render_now();
+	render_fails(in, len, &p, &render_default_limits, err, sizeof(err));
+	cr_expect(strstr(err, "1440x2880000") != NULL &&
+	    strstr(err, "max_pixels") != NULL, "%s", err);
+	/* Refused, not worked on: well inside image_timeout. */
+	cr_expect_lt(render_now() - t0, 5.0);
+	g_free(in);
+}
+
+Test(render, fill_without_enlarge_never_grows)
+{
+	struct render_out	 o;
+	struct preset		 p;
+	void			*in;
+	size_t			 len;
+
+	in = render_make(2, 1, ".gif", &len);
+	p = render_preset(100, 100, FIT_FILL, FMT_PNG);
+	render_ok(in, len, &p, &o);
+	cr_expect_eq(o.width, 2);
+	cr_expect_eq(o.height, 1);
+	render_out_release(&o);
+	/* Each side shrinks to the box on its own, none grows. */
+	g_free(in);
+	in = render_make(400, 50, ".png", &len);
+	render_ok(in, len, &p, &o);
+	cr_expect_eq(o.width, 100);
+	cr_expect_eq(o.height, 50);
+	render_out_release(&o);
+	p.enlarge = 1;
+	render_ok(in, len, &p, &o);
+	cr_expect_eq(o.width, 100);
+	cr_expect_eq(o.height, 100);
+	render_out_release(&o);
+	g_free(in);
+}
+
+/* One preset that cannot be made does not take the others with it. */
+Test(render, each_preset_fails_on_its_own)
+{
+	struct render_out	 o[3];
+	struct preset		 p[3];
+	const struct preset	*ps[3] = { &p[0], &p[1], &p[2] };
+	char			 err[512];
+	void			*in;
+	size_t			 len, i;
+
+	in = render_make(200, 10, ".png", &len);
+	p[0] = render_preset(64, 0, FIT_INSIDE, FMT_JPEG);
+	/* WebP holds at most 16383 pixels a side (16384x819 here). */
+	p[1] = render_preset(16384, 0, FIT_INSIDE, FMT_WEBP);
+	p[1].enlarge = 1;
+	p[2] = render_preset(8, 8, FIT_COVER, FMT_PNG);
+	for (i = 0; i < 3; i++)
+		render_out_init(&o[i]);
+	cr_expect_neq(render_image(in, len, ps, 3, &render_default_limits, o,
+	    err, sizeof(err)), RENDER_OK);
+	cr_expect_eq(o[0].status, RENDER_OK, "%s", o[0].error);
+	cr_expect_gt(o[0].data.len, 0);
+	cr_expect_eq(o[1].status, RENDER_EIMAGE);
+	cr_expect(strstr(o[1].error, "WebP") != NULL, "%s", o[1].error);
+	cr_expect_eq(o[1].data.len, 0);
+	cr_expect_eq(o[2].status, RENDER_OK, "%s", o[2].error);
+	cr_expect_eq(o[2].width, 8);
+	/* The call's own reason is the failed preset's. */
+	cr_expect_str_eq(err, o[1].error);
+	for (i = 0; i < 3; i++)
+		render_out_release(&o[i]);
+	g_free(in);
+}
+
+/* An AV1 encode is one call image_timeout cannot stop: its size is bound. */
+Test(render, avif_over_its_limit_refused_up_front)
+{
+	struct preset	 p;
+	char		 err[512];
+	void		*in;
+	size_t		 len;
+
+	in = render_make(64, 64, ".png", &len);
+	p = render_preset(4200, 4200, FIT_FILL, FMT_AVIF);
+	p.enlarge = 1;
+	render_fails(in, len, &p, &render_default_limits, err, sizeof(err));
+	cr_expect(strstr(err, "AVIF") != NULL, "%s", err);
+	g_free(in);
+}
+
+/* The RIFF chunks of a WebP file, one four-character name after another. */
+static void
+webp_chunks(const struct render_out *o, char *dst, size_t len)
+{
+	const unsigned char	*d = (const unsigned char *)o->data.data;
+	size_t			 i, n, k = 0;
+
+	cr_assert_gt(o->data.len, 12);
+	cr_assert(memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBP", 4) == 0);
+	cr_assert_eq((size_t)d[4] | (size_t)d[5] << 8 | (size_t)d[6] << 16 |
+	    (size_t)d[7] << 24, o->data.len - 8, "RIFF size");
+	for (i = 12; i + 8 <= o->data.len; i += 8 + n + (n & 1)) {
+		n = (size_t)d[i + 4] | (size_t)d[i + 5] << 8 |
+		    (size_t)d[i + 6] << 16 | (size_t)d[i + 7] << 24;
+		cr_assert_lt(k + 5, len);
+		memcpy(dst + k, d + i, 4);
+		dst[k + 4] = ' ';
+		k += 5;
+	}
+	cr_assert_eq(i, o->data.len, "chunks end where the file does");
+	dst[k] = '\0';
+}
+
+/* libvips 8.14 writes an EXIF chunk of its own into WebP: none may stay. */
+Test(render, webp_carries_no_metadata)
+{
+	struct render_out	 o;
+	struct preset		 p;
+	VipsImage		*img;
+	char			 chunks[256];
+	void			*in;
+	size_t			 len;
+
+	in = render_fixture("icc-a98-small.jpg", &len);
+	p = render_preset(64, 0, FIT_INSIDE, FMT_WEBP);
+	render_ok(in, len, &p, &o);
+	webp_chunks(&o, chunks, sizeof(chunks));
+	cr_expect(strstr(chunks, "EXIF") == NULL && strstr(chunks, "XMP") ==
+	    NULL && strstr(chunks, "ICCP") == NULL, "chunks: %s", chunks);
+	img = render_decode(&o);
+	cr_expect_eq(vips_image_get_typeof(img, "exif-data"), 0);
+	cr_expect_eq(img->Xsize, 64);
+	g_object_unref(img);
+	render_out_release(&o);
 	g_free(in);
 }
 

@@ -5,9 +5,9 @@
  * resolved from an open descriptor of the root, one segment at a time with
  * O_NOFOLLOW, so a symlink anywhere below the root is never followed and
  * cannot lead out of it. Symlinks and other non-regular files are not
- * objects: listing skips them and reading one is S3_ENOTFOUND.
+ * objects: listing skips them and reading one is STORE_ENOTFOUND.
  *
- * Keys are refused (S3_EINVAL) when they could not name a file below the
+ * Keys are refused (STORE_EINVAL) when they could not name a file below the
  * root: empty, longer than S3's 1024 bytes, a leading '/', an empty, "." or
  * ".." segment, a segment longer than NAME_MAX, or a segment starting with
  * ".prewctl-tmp", which is reserved for the temporary files of put.
@@ -19,9 +19,17 @@
  * directory, never the number of files. max_keys and max_pages have no
  * meaning here and are ignored.
  *
- * The ETag of a file is NOT an MD5 of its contents: it is made from the
- * mtime in ns, the size and the inode ("<mtime>-<size>-<ino>" in hex), so
- * that listing never reads a file. It changes whenever a put replaces it.
+ * LastModified is the later of the file's mtime and ctime. The ctime
+ * changes whenever a file is replaced or written, so an original replaced
+ * by an older file (cp -p, rsync -a, mv, tar x keep the old mtime) still
+ * shows as changed; a chmod counts as a change too, which costs a render,
+ * never a wrong preview. The ETag is NOT an MD5 of the contents: it is made
+ * from that time in ns, the size and the inode ("<time>-<size>-<ino>" in
+ * hex), so that listing never reads a file.
+ *
+ * Metadata and the Content-Type are kept in extended attributes, as
+ * "user.<name>" and "user.mime_type", where the filesystem has them; a
+ * filesystem without user attributes keeps none, silently.
  *
  * put writes a temporary ".prewctl-tmp-XXXXXXXXXXXX" next to the final name
  * and renames it over that name, so a reader sees the old file or the new
@@ -29,9 +37,9 @@
  * but never leaves a partial file under the final name. A failed put
  * removes its temporary file.
  *
- * I/O failures other than "no such file" are S3_ESERVER with err->code
- * "LocalIOError" and the strerror text and the key in err->message; the
- * enum keeps its S3 meaning for everything else.
+ * Filesystem errors other than "no such file" are STORE_EDENIED (EACCES,
+ * EPERM) or STORE_EIO, with the errno in err->errnum and the key and
+ * strerror's text in err->message.
  *
  * Threads: a struct dirstore holds nothing mutable but the root descriptor,
  * which is only read, so any number of threads may call it at once. A
@@ -41,6 +49,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/xattr.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -56,7 +65,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "preview/store.h"
+#include "store.h"
 
 #define KEY_MAX		1024		/* S3's limit, in bytes */
 #define TMP_PREFIX	".prewctl-tmp"
@@ -78,7 +87,7 @@ struct lister {
 	s3_object_cb	 ocb;
 	s3_prefix_cb	 pcb;
 	void		*arg;
-	struct s3_error	*err;
+	struct store_error	*err;
 	struct buf	 path;
 };
 
@@ -89,23 +98,20 @@ struct entry {
 	int	 dir;
 };
 
-static void	set_err(struct s3_error *, const char *, const char *, ...)
+static void	set_err(struct store_error *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 
+/* A folder's error: its errno (or 0) and a message, no S3 code. */
 static void
-set_err(struct s3_error *err, const char *code, const char *fmt, ...)
+set_err(struct store_error *err, int errnum, const char *fmt, ...)
 {
 	va_list	ap;
-	size_t	len;
 	int	n;
 
 	if (err == NULL)
 		return;
 	memset(err, 0, sizeof(*err));
-	len = strlen(code);
-	if (len >= sizeof(err->code))
-		len = sizeof(err->code) - 1;
-	memcpy(err->code, code, len);
+	err->errnum = errnum;
 	va_start(ap, fmt);
 	n = vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
@@ -116,29 +122,33 @@ set_err(struct s3_error *err, const char *code, const char *fmt, ...)
 		memcpy(err->message + sizeof(err->message) - 4, "...", 4);
 }
 
-/* The build defines _GNU_SOURCE, so this is the GNU strerror_r. */
-static enum s3_status
-io_err(struct s3_error *err, int errnum, const char *what, const char *key)
+/*
+ * A filesystem error: refused (EACCES, EPERM) or an I/O error of another
+ * kind, with strerror's text. The build defines _GNU_SOURCE, so this is
+ * the GNU strerror_r.
+ */
+static enum store_status
+io_err(struct store_error *err, int errnum, const char *what, const char *key)
 {
 	char	sbuf[128];
 
-	set_err(err, "LocalIOError", "%s '%s': %s", what, key,
+	set_err(err, errnum, "%s '%s': %s", what, key,
 	    strerror_r(errnum, sbuf, sizeof(sbuf)));
-	return S3_ESERVER;
+	return errnum == EACCES || errnum == EPERM ? STORE_EDENIED : STORE_EIO;
 }
 
-static enum s3_status
-nomem(struct s3_error *err)
+static enum store_status
+nomem(struct store_error *err)
 {
-	set_err(err, "", "out of memory");
-	return S3_ENOMEM;
+	set_err(err, ENOMEM, "out of memory");
+	return STORE_ENOMEM;
 }
 
-static enum s3_status
-cancelled(struct s3_error *err)
+static enum store_status
+cancelled(struct store_error *err)
 {
-	set_err(err, "", "listing stopped by its callback");
-	return S3_ECANCELLED;
+	set_err(err, 0, "listing stopped by its callback");
+	return STORE_ECANCELLED;
 }
 
 /* errno values that mean "nothing there" when walking without following. */
@@ -183,17 +193,17 @@ bad_key(const char *key)
 	}
 }
 
-static enum s3_status
-check_key(const char *key, struct s3_error *err)
+static enum store_status
+check_key(const char *key, struct store_error *err)
 {
 	const char	*why;
 
 	if ((why = bad_key(key)) == NULL)
-		return S3_OK;
+		return STORE_OK;
 	/* Do not echo a hostile key of any length. */
-	set_err(err, "InvalidArgument", "invalid key '%.64s': %s",
+	set_err(err, 0, "invalid key '%.64s': %s",
 	    key != NULL ? key : "", why);
-	return S3_EINVAL;
+	return STORE_EINVAL;
 }
 
 /* Where the last segment starts, and so the length of the parent path. */
@@ -210,6 +220,15 @@ close_dir(const struct dirstore *ds, int fd)
 {
 	if (fd != -1 && fd != ds->rootfd)
 		close(fd);
+}
+
+static int
+is_link(int dfd, const char *name)
+{
+	struct stat	st;
+
+	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(st.st_mode);
 }
 
 /*
@@ -239,6 +258,9 @@ open_dirs(const struct dirstore *ds, const char *path, size_t len, int create)
 		seg[n] = '\0';
 		next = openat(fd, seg,
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		/* A link says ENOTDIR or ELOOP: make it ELOOP, always. */
+		if (next == -1 && (errno == ENOTDIR || errno == ELOOP))
+			errno = is_link(fd, seg) ? ELOOP : ENOTDIR;
 		if (next == -1 && errno == ENOENT && create) {
 			if (mkdirat(fd, seg, 0755) == -1 && errno != EEXIST)
 				goto fail;
@@ -260,25 +282,25 @@ fail:
 }
 
 struct dirstore *
-dirstore_new(const char *root, struct s3_error *err)
+dirstore_new(const char *root, struct store_error *err)
 {
 	struct dirstore	*ds = NULL;
 	char		 sbuf[128];
 	int		 fd = -1;
 
 	if (root == NULL || root[0] == '\0') {
-		set_err(err, "InvalidArgument", "no storage directory given");
+		set_err(err, 0, "no storage directory given");
 		goto fail;
 	}
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd == -1) {
-		set_err(err, "InvalidArgument", "cannot open directory '%s': %s",
+		set_err(err, errno, "cannot open directory '%s': %s",
 		    root, strerror_r(errno, sbuf, sizeof(sbuf)));
 		goto fail;
 	}
 	if ((ds = calloc(1, sizeof(*ds))) == NULL ||
 	    (ds->root = strdup(root)) == NULL) {
-		set_err(err, "", "out of memory");
+		set_err(err, ENOMEM, "out of memory");
 		goto fail;
 	}
 	ds->rootfd = fd;
@@ -307,13 +329,6 @@ const char *
 dirstore_root(const struct dirstore *ds)
 {
 	return ds->root;
-}
-
-static void
-path_trunc(struct buf *b, size_t len)
-{
-	b->len = len;
-	b->data[len] = '\0';
 }
 
 static int
@@ -360,10 +375,10 @@ entry_type(DIR *d, const struct dirent *de)
 
 /*
  * The next entry of d to list: a file or a directory whose name starts
- * with match (NULL: any), not one of our temporary files.  S3_OK with *dep
+ * with match (NULL: any), not one of our temporary files.  STORE_OK with *dep
  * NULL at the end of d.
  */
-static enum s3_status
+static enum store_status
 next_entry(struct lister *l, DIR *d, const char *match, struct dirent **dep,
     int *type)
 {
@@ -375,7 +390,7 @@ next_entry(struct lister *l, DIR *d, const char *match, struct dirent **dep,
 		errno = 0;
 		if ((de = readdir(d)) == NULL)
 			return errno != 0 ? io_err(l->err, errno,
-			    "cannot read directory", l->path.data) : S3_OK;
+			    "cannot read directory", l->path.data) : STORE_OK;
 		if (skip_name(de->d_name) ||
 		    (mlen > 0 && strncmp(de->d_name, match, mlen) != 0))
 			continue;
@@ -383,7 +398,7 @@ next_entry(struct lister *l, DIR *d, const char *match, struct dirent **dep,
 			return io_err(l->err, errno, "cannot stat", de->d_name);
 		if (*type != DT_UNKNOWN) {
 			*dep = de;
-			return S3_OK;
+			return STORE_OK;
 		}
 	}
 }
@@ -411,17 +426,17 @@ free_entries(struct entry *ents, size_t n)
 }
 
 /* Reads one directory whole: the names starting with match, to be sorted. */
-static enum s3_status
+static enum store_status
 read_dir(struct lister *l, DIR *d, const char *match, struct entry **entsp,
     size_t *np)
 {
 	struct dirent	*de;
 	struct entry	*ents = NULL, *p;
 	size_t		 n = 0, cap = 0, nlen;
-	enum s3_status	 rc;
+	enum store_status	 rc;
 	int		 type;
 
-	while ((rc = next_entry(l, d, match, &de, &type)) == S3_OK &&
+	while ((rc = next_entry(l, d, match, &de, &type)) == STORE_OK &&
 	    de != NULL) {
 		nlen = strlen(de->d_name);
 		/* Nothing here could be a key S3 would take. */
@@ -448,48 +463,62 @@ read_dir(struct lister *l, DIR *d, const char *match, struct entry **entsp,
 		p->len = nlen;
 		n++;
 	}
-	if (rc != S3_OK) {
+	if (rc != STORE_OK) {
 		free_entries(ents, n);
 		return rc;
 	}
 	*entsp = ents;
 	*np = n;
-	return S3_OK;
+	return STORE_OK;
 }
 
-static enum s3_status
+/*
+ * What a listing or a HEAD says of a file: its size, the later of its
+ * mtime and ctime as LastModified, and the ETag made from that time, the
+ * size and the inode (see the top of this file).
+ */
+static void
+file_identity(const struct stat *st, struct store_head *hd)
+{
+	const struct timespec	*t = &st->st_mtim;
+
+	if (st->st_ctim.tv_sec > t->tv_sec || (st->st_ctim.tv_sec ==
+	    t->tv_sec && st->st_ctim.tv_nsec > t->tv_nsec))
+		t = &st->st_ctim;
+	hd->size = (uint64_t)st->st_size;
+	hd->mtime_ms = (int64_t)t->tv_sec * 1000 + t->tv_nsec / 1000000;
+	/* Three 64-bit numbers in hex always fit. */
+	(void)snprintf(hd->etag, sizeof(hd->etag),
+	    "%" PRIx64 "-%" PRIx64 "-%" PRIx64,
+	    (uint64_t)t->tv_sec * 1000000000u + (uint64_t)t->tv_nsec,
+	    (uint64_t)st->st_size, (uint64_t)st->st_ino);
+}
+
+static enum store_status
 visit_file(struct lister *l, int dfd, const char *name)
 {
 	struct stat		 st;
 	struct s3_object	 obj;
-	char			 etag[64];
+	struct store_head	 id;
 	const char		*key = l->path.data;
-	uint64_t		 ns;
-	int			 n;
 
 	if (l->start_after != NULL && strcmp(key, l->start_after) <= 0)
-		return S3_OK;
+		return STORE_OK;
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
 		if (errno == ENOENT)
-			return S3_OK;	/* deleted meanwhile */
+			return STORE_OK;	/* deleted meanwhile */
 		return io_err(l->err, errno, "cannot stat", key);
 	}
 	if (!S_ISREG(st.st_mode))
-		return S3_OK;
-	ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
-	    (uint64_t)st.st_mtim.tv_nsec;
-	n = snprintf(etag, sizeof(etag), "%" PRIx64 "-%" PRIx64 "-%" PRIx64,
-	    ns, (uint64_t)st.st_size, (uint64_t)st.st_ino);
-	if (n < 0 || (size_t)n >= sizeof(etag))
-		return io_err(l->err, EOVERFLOW, "cannot make an ETag for", key);
+		return STORE_OK;
+	file_identity(&st, &id);
 	obj.key = key;
-	obj.size = (uint64_t)st.st_size;
-	obj.etag = etag;
-	obj.mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
-	    st.st_mtim.tv_nsec / 1000000;
+	obj.size = id.size;
+	obj.etag = id.etag;
+	obj.mtime_ms = id.mtime_ms;
 	if (l->ocb != NULL && l->ocb(l->arg, &obj) != 0)
 		return cancelled(l->err);
-	return S3_OK;
+	return STORE_OK;
 }
 
 /*
@@ -497,13 +526,13 @@ visit_file(struct lister *l, int dfd, const char *name)
  * after start_after: that decides whether its common prefix shows. Reads
  * without sorting and stops at the first one.
  */
-static enum s3_status
+static enum store_status
 has_key(struct lister *l, int fd, int *found)
 {
 	DIR		*d;
 	struct dirent	*de;
 	size_t		 base = l->path.len;
-	enum s3_status	 rc = S3_OK;
+	enum store_status	 rc = STORE_OK;
 	int		 type, cfd;
 
 	if ((d = fdopendir(fd)) == NULL) {
@@ -512,9 +541,9 @@ has_key(struct lister *l, int fd, int *found)
 		close(fd);
 		return rc;
 	}
-	while (!*found && (rc = next_entry(l, d, NULL, &de, &type)) == S3_OK &&
+	while (!*found && (rc = next_entry(l, d, NULL, &de, &type)) == STORE_OK &&
 	    de != NULL) {
-		path_trunc(&l->path, base);
+		buf_truncate(&l->path, base);
 		if (buf_addstr(&l->path, de->d_name) != 0 ||
 		    (type == DT_DIR && buf_addch(&l->path, '/') != 0)) {
 			rc = nomem(l->err);
@@ -537,38 +566,38 @@ has_key(struct lister *l, int fd, int *found)
 			rc = io_err(l->err, errno, "cannot open", l->path.data);
 			break;
 		}
-		if ((rc = has_key(l, cfd, found)) != S3_OK)
+		if ((rc = has_key(l, cfd, found)) != STORE_OK)
 			break;
 	}
-	path_trunc(&l->path, base);
+	buf_truncate(&l->path, base);
 	closedir(d);
 	return rc;
 }
 
-static enum s3_status	walk(struct lister *, int, const char *);
+static enum store_status	walk(struct lister *, int, const char *);
 
 /* path is the directory's key, with its '/'. */
-static enum s3_status
+static enum store_status
 visit_dir(struct lister *l, int dfd, const char *name)
 {
-	enum s3_status	rc;
+	enum store_status	rc;
 	int		fd, found = 0;
 
 	if (dir_before_start(l, l->path.data, l->path.len))
-		return S3_OK;
+		return STORE_OK;
 	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1) {
 		if (gone(errno))
-			return S3_OK;
+			return STORE_OK;
 		return io_err(l->err, errno, "cannot open", l->path.data);
 	}
 	if (!l->rollup)
 		return walk(l, fd, NULL);
-	if ((rc = has_key(l, fd, &found)) != S3_OK || !found)
+	if ((rc = has_key(l, fd, &found)) != STORE_OK || !found)
 		return rc;
 	if (l->pcb != NULL && l->pcb(l->arg, l->path.data) != 0)
 		return cancelled(l->err);
-	return S3_OK;
+	return STORE_OK;
 }
 
 /*
@@ -576,13 +605,13 @@ visit_dir(struct lister *l, int dfd, const char *name)
  * the keys. match, at the top only, is the part of the prefix after the
  * last '/': a name must start with it.
  */
-static enum s3_status
+static enum store_status
 walk(struct lister *l, int fd, const char *match)
 {
 	DIR		*d;
 	struct entry	*ents = NULL;
 	size_t		 n = 0, i, base = l->path.len;
-	enum s3_status	 rc;
+	enum store_status	 rc;
 
 	if ((d = fdopendir(fd)) == NULL) {
 		rc = io_err(l->err, errno, "cannot read directory",
@@ -590,12 +619,12 @@ walk(struct lister *l, int fd, const char *match)
 		close(fd);
 		return rc;
 	}
-	if ((rc = read_dir(l, d, match, &ents, &n)) != S3_OK)
+	if ((rc = read_dir(l, d, match, &ents, &n)) != STORE_OK)
 		goto out;
 	if (n > 1)
 		qsort(ents, n, sizeof(*ents), entry_cmp);
 	for (i = 0; i < n; i++) {
-		path_trunc(&l->path, base);
+		buf_truncate(&l->path, base);
 		if (buf_add(&l->path, ents[i].name, ents[i].len) != 0) {
 			rc = nomem(l->err);
 			goto out;
@@ -605,25 +634,25 @@ walk(struct lister *l, int fd, const char *match)
 			rc = visit_dir(l, dirfd(d), ents[i].name);
 		} else
 			rc = visit_file(l, dirfd(d), ents[i].name);
-		if (rc != S3_OK)
+		if (rc != STORE_OK)
 			goto out;
 	}
 
 out:
-	path_trunc(&l->path, base);
+	buf_truncate(&l->path, base);
 	free_entries(ents, n);
 	closedir(d);
 	return rc;
 }
 
-enum s3_status
+enum store_status
 dirstore_list(struct dirstore *ds, const struct s3_list_params *params,
-    s3_object_cb ocb, s3_prefix_cb pcb, void *arg, struct s3_error *err)
+    s3_object_cb ocb, s3_prefix_cb pcb, void *arg, struct store_error *err)
 {
 	struct lister	 l;
 	const char	*prefix = "", *delim = NULL, *s, *e;
 	size_t		 dirlen;
-	enum s3_status	 rc = S3_OK;
+	enum store_status	 rc = STORE_OK;
 	int		 fd = -1;
 
 	memset(&l, 0, sizeof(l));
@@ -635,9 +664,9 @@ dirstore_list(struct dirstore *ds, const struct s3_list_params *params,
 		l.start_after = params->start_after;
 	}
 	if (delim != NULL && delim[0] != '\0' && strcmp(delim, "/") != 0) {
-		set_err(err, "InvalidArgument",
+		set_err(err, 0,
 		    "a folder supports only \"/\" as a delimiter");
-		return S3_EINVAL;
+		return STORE_EINVAL;
 	}
 	l.rollup = delim != NULL && delim[0] != '\0';
 	l.ocb = ocb;
@@ -662,6 +691,16 @@ dirstore_list(struct dirstore *ds, const struct s3_list_params *params,
 		fd = openat(ds->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	else
 		fd = open_dirs(ds, prefix, dirlen, 0);
+	/*
+	 * A link on the way to the prefix is never followed; a listing that
+	 * came back empty for it would hide every original, so say so.
+	 */
+	if (fd == -1 && errno == ELOOP) {
+		set_err(err, ELOOP, "a folder on the way to '%s' is a symbolic "
+		    "link, and links are never followed", prefix);
+		rc = STORE_EINVAL;
+		goto out;
+	}
 	if (fd == -1) {
 		if (!gone(errno))
 			rc = io_err(err, errno, "cannot open", prefix);
@@ -679,18 +718,18 @@ out:
 	return rc;
 }
 
-static enum s3_status
-notfound(struct s3_error *err, const char *key)
+static enum store_status
+notfound(struct store_error *err, const char *key)
 {
-	set_err(err, "NoSuchKey", "no such key '%s'", key);
-	return S3_ENOTFOUND;
+	set_err(err, ENOENT, "no such key '%s'", key);
+	return STORE_ENOTFOUND;
 }
 
-static enum s3_status
-toobig(struct s3_error *err, const char *key, size_t max)
+static enum store_status
+toobig(struct store_error *err, const char *key, size_t max)
 {
-	set_err(err, "", "'%s' is larger than %zu bytes", key, max);
-	return S3_ETOOBIG;
+	set_err(err, EFBIG, "'%s' is larger than %zu bytes", key, max);
+	return STORE_ETOOBIG;
 }
 
 /* read(2) that retries EINTR. */
@@ -705,42 +744,109 @@ read_retry(int fd, void *p, size_t n)
 	return r;
 }
 
-enum s3_status
-dirstore_get(struct dirstore *ds, const char *key, size_t max_bytes,
-    struct buf *out, struct s3_error *err)
+/*
+ * Open the regular file key names, never through a link, with its stat:
+ * *fdp is -1 on failure (a link, a FIFO or a folder is STORE_ENOTFOUND).
+ */
+static enum store_status
+open_file(struct dirstore *ds, const char *key, int *fdp, struct stat *st,
+    struct store_error *err)
 {
-	struct stat	 st;
-	size_t		 dirlen, room, avail, want;
-	ssize_t		 n;
-	enum s3_status	 rc = S3_OK;
-	int		 dfd = -1, fd = -1;
-	char		 c;
+	size_t			 dirlen;
+	enum store_status	 rc;
+	int			 dfd, fd;
 
-	if ((rc = check_key(key, err)) != S3_OK)
+	*fdp = -1;
+	if ((rc = check_key(key, err)) != STORE_OK)
 		return rc;
-	buf_reset(out);
 	dirlen = parent_len(key, strlen(key));
-	if ((dfd = open_dirs(ds, key, dirlen, 0)) == -1) {
-		rc = gone(errno) ? notfound(err, key) :
+	if ((dfd = open_dirs(ds, key, dirlen, 0)) == -1)
+		return gone(errno) ? notfound(err, key) :
 		    io_err(err, errno, "cannot open", key);
-		goto out;
-	}
 	/* O_NONBLOCK: a FIFO must not hang us before fstat says what it is. */
 	fd = openat(dfd, key + (dirlen > 0 ? dirlen + 1 : 0),
 	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd == -1) {
+	if (fd == -1)
 		rc = gone(errno) ? notfound(err, key) :
 		    io_err(err, errno, "cannot open", key);
-		goto out;
-	}
-	if (fstat(fd, &st) == -1) {
+	else if (fstat(fd, st) == -1)
 		rc = io_err(err, errno, "cannot stat", key);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
+	else if (!S_ISREG(st->st_mode))
 		rc = notfound(err, key);
-		goto out;
+	close_dir(ds, dfd);
+	if (rc != STORE_OK) {
+		if (fd != -1)
+			close(fd);
+		return rc;
 	}
+	*fdp = fd;
+	return STORE_OK;
+}
+
+#define XATTR_USER	"user."
+#define XATTR_TYPE	"user.mime_type"
+#define XATTR_MAX	4096		/* a value we would write, at most */
+
+/*
+ * The metadata of an open file into hd->meta as "name=value\n": every
+ * "user." attribute but the Content-Type. A filesystem without them has
+ * none; a value we could not have written (too long, with a newline) is
+ * skipped.
+ */
+static void
+read_meta(int fd, struct store_head *hd)
+{
+	char	 names[XATTR_MAX], value[XATTR_MAX];
+	ssize_t	 nl, vl;
+	char	*n;
+
+	buf_reset(&hd->meta);
+	if ((nl = flistxattr(fd, names, sizeof(names))) <= 0)
+		return;
+	for (n = names; n < names + nl; n += strlen(n) + 1) {
+		if (strncmp(n, XATTR_USER, strlen(XATTR_USER)) != 0 ||
+		    strcmp(n, XATTR_TYPE) == 0)
+			continue;
+		vl = fgetxattr(fd, n, value, sizeof(value));
+		if (vl < 0 || memchr(value, '\n', (size_t)vl) != NULL)
+			continue;
+		if (buf_addf(&hd->meta, "%s=", n + strlen(XATTR_USER)) != 0 ||
+		    buf_add(&hd->meta, value, (size_t)vl) != 0 ||
+		    buf_addch(&hd->meta, '\n') != 0)
+			return;
+	}
+}
+
+enum store_status
+dirstore_head(struct dirstore *ds, const char *key, struct store_head *hd,
+    struct store_error *err)
+{
+	struct stat		 st;
+	enum store_status	 rc;
+	int			 fd;
+
+	if ((rc = open_file(ds, key, &fd, &st, err)) != STORE_OK)
+		return rc;
+	file_identity(&st, hd);
+	read_meta(fd, hd);
+	close(fd);
+	return STORE_OK;
+}
+
+enum store_status
+dirstore_get(struct dirstore *ds, const char *key, size_t max_bytes,
+    struct buf *out, struct store_head *hd, struct store_error *err)
+{
+	struct stat	 st;
+	size_t		 room, avail, want;
+	ssize_t		 n;
+	enum store_status	 rc = STORE_OK;
+	int		 fd = -1;
+	char		 c;
+
+	buf_reset(out);
+	if ((rc = open_file(ds, key, &fd, &st, err)) != STORE_OK)
+		return rc;
 	if ((uint64_t)st.st_size > max_bytes) {
 		rc = toobig(err, key, max_bytes);
 		goto out;
@@ -756,8 +862,7 @@ dirstore_get(struct dirstore *ds, const char *key, size_t max_bytes,
 		room = max_bytes - out->len;
 		if (room < SIZE_MAX)
 			room++;		/* one byte more tells it grew */
-		avail = out->cap > out->len ? out->cap - out->len - 1 : 0;
-		if (avail == 0) {
+		if ((avail = buf_avail(out)) == 0) {
 			want = room < READ_CHUNK ? room : READ_CHUNK;
 			if (buf_grow(out, want) != 0) {
 				if (want <= out->max - out->len) {
@@ -775,7 +880,7 @@ dirstore_get(struct dirstore *ds, const char *key, size_t max_bytes,
 				rc = toobig(err, key, max_bytes);
 				goto out;
 			}
-			avail = out->cap - out->len - 1;
+			avail = buf_avail(out);
 		}
 		if (avail > room)
 			avail = room;
@@ -785,20 +890,26 @@ dirstore_get(struct dirstore *ds, const char *key, size_t max_bytes,
 		}
 		if (n == 0)
 			break;
-		out->len += (size_t)n;
-		out->data[out->len] = '\0';
+		buf_setlen(out, out->len + (size_t)n);
 		if (out->len > max_bytes) {
 			rc = toobig(err, key, max_bytes);
 			goto out;
 		}
 	}
+	/* What was read is what this says: the same open file. */
+	if (hd != NULL) {
+		if (fstat(fd, &st) == -1) {
+			rc = io_err(err, errno, "cannot stat", key);
+			goto out;
+		}
+		file_identity(&st, hd);
+		read_meta(fd, hd);
+	}
 
 out:
-	if (rc != S3_OK)
+	if (rc != STORE_OK)
 		buf_reset(out);
-	if (fd != -1)
-		close(fd);
-	close_dir(ds, dfd);
+	close(fd);
 	return rc;
 }
 
@@ -909,23 +1020,59 @@ dirstore_unlink_temps(void)
 			unlinkat(temp_slots[i].dfd, temp_slots[i].name, 0);
 }
 
-enum s3_status
+/* One attribute; a filesystem without user attributes is no error. */
+static int
+set_attr(int fd, const char *name, const char *value)
+{
+	char	full[256];
+	int	n;
+
+	n = snprintf(full, sizeof(full), XATTR_USER "%s", name);
+	if (n < 0 || (size_t)n >= sizeof(full)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (fsetxattr(fd, full, value, strlen(value), 0) == -1 &&
+	    errno != ENOTSUP)
+		return -1;
+	return 0;
+}
+
+/* The Content-Type and the metadata of opts, as attributes of fd. */
+static int
+write_meta(int fd, const struct s3_put_opts *opts)
+{
+	size_t	i;
+
+	if (opts == NULL)
+		return 0;
+	if (opts->content_type != NULL &&
+	    set_attr(fd, XATTR_TYPE + strlen(XATTR_USER),
+	    opts->content_type) == -1)
+		return -1;
+	for (i = 0; i < opts->nmeta; i++)
+		if (set_attr(fd, opts->meta[i].name, opts->meta[i].value) == -1)
+			return -1;
+	return 0;
+}
+
+enum store_status
 dirstore_put(struct dirstore *ds, const char *key, const void *data,
-    size_t len, struct s3_error *err)
+    size_t len, const struct s3_put_opts *opts, struct store_error *err)
 {
 	struct temp_slot *slot = NULL;
 	sigset_t	 all, old;
 	char		 tmp[TMP_PREFIX_LEN + 1 + TMP_RANDOM + 1];
 	const char	*name;
 	size_t		 dirlen;
-	enum s3_status	 rc = S3_OK;
+	enum store_status	 rc = STORE_OK;
 	int		 dfd = -1, fd = -1, attempt, made = 0, save;
 
-	if ((rc = check_key(key, err)) != S3_OK)
+	if ((rc = check_key(key, err)) != STORE_OK)
 		return rc;
 	if (data == NULL && len > 0) {
-		set_err(err, "InvalidArgument", "no data for '%s'", key);
-		return S3_EINVAL;
+		set_err(err, 0, "no data for '%s'", key);
+		return STORE_EINVAL;
 	}
 	dirlen = parent_len(key, strlen(key));
 	name = key + (dirlen > 0 ? dirlen + 1 : 0);
@@ -961,6 +1108,10 @@ dirstore_put(struct dirstore *ds, const char *key, const void *data,
 	made = 1;
 	if (write_all(fd, data, len) == -1) {
 		rc = io_err(err, errno, "cannot write", key);
+		goto out;
+	}
+	if (write_meta(fd, opts) == -1) {
+		rc = io_err(err, errno, "cannot set the attributes of", key);
 		goto out;
 	}
 	if (fchmod(fd, 0644) == -1) {
@@ -1016,48 +1167,42 @@ prune_dirs(const struct dirstore *ds, const char *key, size_t dirlen)
 	}
 }
 
-enum s3_status
+enum store_status
 dirstore_delete_many(struct dirstore *ds, const char *const *keys, size_t n,
-    s3_delete_err_cb cb, void *arg, struct s3_error *err)
+    store_delete_err_cb cb, void *arg, struct store_error *err)
 {
-	struct s3_error	 kerr;
-	const char	*key;
-	size_t		 i, dirlen, failed = 0;
-	int		 dfd;
+	struct store_error	 kerr;
+	enum store_status	 st;
+	const char		*key;
+	size_t			 i, dirlen, failed = 0;
+	int			 dfd;
 
 	for (i = 0; i < n; i++) {
 		key = keys[i] != NULL ? keys[i] : "";
-		if (check_key(key, &kerr) != S3_OK) {
-			if (cb != NULL)
-				cb(arg, key, kerr.code, kerr.message);
-			failed++;
-			continue;
-		}
+		st = check_key(key, &kerr);
 		dirlen = parent_len(key, strlen(key));
-		if ((dfd = open_dirs(ds, key, dirlen, 0)) == -1) {
+		if (st == STORE_OK &&
+		    (dfd = open_dirs(ds, key, dirlen, 0)) == -1) {
 			if (gone(errno))
 				continue;	/* nothing there: deleted */
-			io_err(&kerr, errno, "cannot open", key);
-			if (cb != NULL)
-				cb(arg, key, kerr.code, kerr.message);
-			failed++;
-			continue;
+			st = io_err(&kerr, errno, "cannot open", key);
+		} else if (st == STORE_OK) {
+			/* A missing key, or a directory, is no object. */
+			if (unlinkat(dfd, key + (dirlen > 0 ? dirlen + 1 : 0),
+			    0) == -1 && errno != ENOENT && errno != EISDIR)
+				st = io_err(&kerr, errno, "cannot delete", key);
+			close_dir(ds, dfd);
+			prune_dirs(ds, key, dirlen);
 		}
-		/* A missing key, or a directory, is no object: deleted. */
-		if (unlinkat(dfd, key + (dirlen > 0 ? dirlen + 1 : 0), 0) == -1 &&
-		    errno != ENOENT && errno != EISDIR) {
-			io_err(&kerr, errno, "cannot delete", key);
+		if (st != STORE_OK) {
 			if (cb != NULL)
-				cb(arg, key, kerr.code, kerr.message);
+				cb(arg, key, st, &kerr);
 			failed++;
 		}
-		close_dir(ds, dfd);
-		prune_dirs(ds, key, dirlen);
 	}
 	if (failed > 0) {
-		set_err(err, "LocalIOError", "%zu of %zu keys not deleted",
-		    failed, n);
-		return S3_EPARTIAL;
+		set_err(err, 0, "%zu of %zu keys not deleted", failed, n);
+		return STORE_EPARTIAL;
 	}
-	return S3_OK;
+	return STORE_OK;
 }

@@ -1,0 +1,292 @@
+/*
+ * engine: see engine.h.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+#include "keys.h"
+
+static enum eng_status
+fail(struct eng_error *e, enum eng_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static enum eng_status
+fail(struct eng_error *e, enum eng_status st, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(e->text, sizeof(e->text), fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+static enum eng_status
+storage(struct eng_error *e, enum store_status st, const char *what,
+    const char *subject)
+{
+	if (st == STORE_ENOMEM)
+		return fail(e, ENG_ENOMEM, "out of memory");
+	if (st == STORE_ECANCELLED)
+		return ENG_INTERRUPTED;
+	e->st = st;
+	(void)snprintf(e->what, sizeof(e->what), "%s", what);
+	(void)snprintf(e->subject, sizeof(e->subject), "%s", subject);
+	return ENG_STORAGE;
+}
+
+const char *
+eng_error_text(enum eng_status st, const struct eng_error *e, char *dst,
+    size_t len)
+{
+	char	why[600];
+
+	switch (st) {
+	case ENG_OK:
+		(void)snprintf(dst, len, "success");
+		break;
+	case ENG_STORAGE:
+		store_error_text(e->st, &e->err, why, sizeof(why));
+		(void)snprintf(dst, len, "%s '%s': %s", e->what, e->subject,
+		    why);
+		break;
+	case ENG_INTERRUPTED:
+		(void)snprintf(dst, len, "interrupted");
+		break;
+	case ENG_ENOMEM:
+	case ENG_CONFIG:
+		(void)snprintf(dst, len, "%s", e->text);
+		break;
+	}
+	return dst;
+}
+
+/*
+ * --prefix names a folder under the source: relative, no empty, "." or
+ * ".." segment; "2024" means "2024/", so that it never matches "2024x/".
+ */
+static enum eng_status
+normalise_subpath(const char *p, struct buf *out, struct eng_error *e)
+{
+	const char	*seg;
+	size_t		 n;
+
+	if (*p == '\0')
+		return ENG_OK;
+	if (*p == '/')
+		return fail(e, ENG_CONFIG, "bad --prefix '%s': must be relative "
+		    "to the source", p);
+	for (seg = p; *seg != '\0'; seg += n + (seg[n] == '/')) {
+		n = strcspn(seg, "/");
+		if (n == 0 || (n == 1 && seg[0] == '.') ||
+		    (n == 2 && seg[0] == '.' && seg[1] == '.'))
+			return fail(e, ENG_CONFIG, "bad --prefix '%s': empty, "
+			    "'.' and '..' segments are not allowed", p);
+	}
+	if (buf_addstr(out, p) != 0 ||
+	    (out->data[out->len - 1] != '/' && buf_addch(out, '/') != 0))
+		return fail(e, ENG_ENOMEM, "out of memory");
+	return ENG_OK;
+}
+
+/* The presets named (all when none), in file order. */
+static enum eng_status
+choose(struct engine *eng, const struct eng_params *p, struct eng_error *e)
+{
+	const struct config	*cfg = p->cfg;
+	size_t			 i, j;
+	int			 take;
+
+	for (j = 0; j < p->nnames; j++)
+		if (config_preset(cfg, p->names[j]) == NULL)
+			return fail(e, ENG_CONFIG, "unknown preset '%s' (see "
+			    "'prewctl presets')", p->names[j]);
+	eng->presets = calloc(cfg->npresets + 1, sizeof(*eng->presets));
+	eng->def_md5 = calloc(cfg->npresets + 1, sizeof(*eng->def_md5));
+	if (eng->presets == NULL || eng->def_md5 == NULL)
+		return fail(e, ENG_ENOMEM, "out of memory");
+	for (i = 0; i < cfg->npresets; i++) {
+		for (take = p->nnames == 0, j = 0; j < p->nnames && !take; j++)
+			take = strcmp(p->names[j], cfg->presets[i].name) == 0;
+		if (take)
+			eng->presets[eng->npresets++] = &cfg->presets[i];
+	}
+	return ENG_OK;
+}
+
+enum eng_status
+engine_open(struct engine *eng, const struct eng_params *p,
+    struct eng_error *e)
+{
+	const struct config	*cfg = p->cfg;
+	enum store_status	 st;
+	enum eng_status	 	 rc;
+	size_t			 i;
+
+	memset(eng, 0, sizeof(*eng));
+	memset(e, 0, sizeof(*e));
+	eng->cfg = cfg;
+	eng->cancel = p->cancel;
+	buf_init(&eng->subpath, BUF_NOMAX);
+	if ((rc = normalise_subpath(p->subpath != NULL ? p->subpath : "",
+	    &eng->subpath, e)) != ENG_OK)
+		goto fail;
+	if ((rc = choose(eng, p, e)) != ENG_OK)
+		goto fail;
+	if ((eng->store = store_new(cfg, &st, &e->err)) == NULL) {
+		rc = storage(e, st, "cannot open storage", cfg->directory !=
+		    NULL ? cfg->directory : cfg->bucket);
+		e->setup = st == STORE_EINVAL || st == STORE_EAUTH;
+		goto fail;
+	}
+	if (p->log != NULL)
+		store_set_log(eng->store, p->log, p->log_arg);
+	if ((eng->conn = store_conn_new(eng->store)) == NULL) {
+		rc = fail(e, ENG_ENOMEM, "out of memory");
+		goto fail;
+	}
+	store_conn_set_cancel(eng->conn, p->cancel);
+	st = stamps_read(eng->conn, cfg->previews, cfg->source, eng->presets,
+	    eng->npresets, NULL, &eng->stamps, &e->err);
+	if (st != STORE_OK) {
+		rc = storage(e, st, "cannot list", cfg->previews);
+		goto fail;
+	}
+	if ((eng->dp = calloc(eng->npresets + 1, sizeof(*eng->dp))) == NULL) {
+		rc = fail(e, ENG_ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < eng->npresets; i++) {
+		const struct stamp *s = &eng->stamps.v[i];
+
+		/*
+		 * A mistyped source, or two configurations that would
+		 * overwrite each other's previews.
+		 */
+		if (s->other_source && !p->any_source) {
+			rc = fail(e, ENG_CONFIG, "refusing to run: preset '%s' "
+			    "under '%s' is made from source '%s', not '%s' (its "
+			    "stamp says so): a mistyped source, or another "
+			    "configuration's preset", eng->presets[i]->name,
+			    cfg->previews, s->found_source, cfg->source);
+			goto fail;
+		}
+		eng->def_md5[i] = s->def_md5;
+		eng->dp[i].name = eng->presets[i]->name;
+		eng->dp[i].changed = !s->current;
+		eng->dp[i].stamp_ms = s->current ? s->mtime_ms : 0;
+	}
+	eng->params = (struct diff_params){
+		.store = eng->store,
+		.source = cfg->source,
+		.previews = cfg->previews,
+		.subpath = eng->subpath.data,
+		.presets = eng->dp,
+		.npresets = eng->npresets,
+		.extensions = cfg->extensions,
+		.nextensions = cfg->nextensions,
+		.retry_failed = p->retry_failed,
+		.cancel = p->cancel,
+	};
+	return ENG_OK;
+fail:
+	engine_close(eng);
+	return rc;
+}
+
+void
+engine_close(struct engine *eng)
+{
+	stamps_release(&eng->stamps);
+	store_conn_free(eng->conn);
+	store_free(eng->store);
+	free(eng->presets);
+	free(eng->def_md5);
+	free(eng->dp);
+	buf_release(&eng->subpath);
+	memset(eng, 0, sizeof(*eng));
+}
+
+enum eng_status
+engine_write_stamps(struct engine *eng, eng_stamp_fn fn, void *arg,
+    struct eng_error *e)
+{
+	struct timespec		 ts = { 1, 50 * 1000000L };
+	struct buf		 key;
+	enum store_status	 st;
+	size_t			 i;
+	int			 wrote = 0;
+
+	memset(e, 0, sizeof(*e));
+	for (i = 0; i < eng->npresets; i++) {
+		if (!eng->dp[i].changed)
+			continue;
+		st = stamp_write(eng->conn, eng->cfg->previews,
+		    &eng->stamps.v[i], &e->err);
+		if (st != STORE_OK) {
+			buf_init(&key, BUF_NOMAX);
+			(void)key_stamp(&key, eng->cfg->previews,
+			    eng->presets[i]->name);
+			storage(e, st, "cannot write the stamp", key.data);
+			buf_release(&key);
+			return st == STORE_ENOMEM ? ENG_ENOMEM : ENG_STORAGE;
+		}
+		if (fn != NULL)
+			fn(arg, eng->presets[i], eng->stamps.v[i].exists);
+		wrote = 1;
+	}
+	/* The other half of "not newer than its stamp is stale" (diff.c). */
+	if (wrote)
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR &&
+		    (eng->cancel == NULL || !*eng->cancel))
+			;
+	return ENG_OK;
+}
+
+void
+engine_maker(const struct engine *eng, struct guard *guard, struct maker *mk)
+{
+	const struct config	*cfg = eng->cfg;
+
+	*mk = (struct maker){
+		.store = eng->store,
+		.presets = eng->presets,
+		.def_md5 = eng->def_md5,
+		.npresets = eng->npresets,
+		.source = cfg->source,
+		.previews = cfg->previews,
+		.cache_control = cfg->cache_control,
+		.acl = cfg->acl,
+		.limits = {
+			.max_pixels = cfg->max_pixels,
+			.max_bytes = cfg->max_bytes,
+			.timeout_s = cfg->image_timeout_s,
+		},
+		.guard = guard,
+	};
+}
+
+struct guard *
+engine_guard(const struct engine *eng, const struct guard_cbs *cbs)
+{
+	return guard_new(eng->store, eng->cfg->previews, eng->cfg->source,
+	    eng->presets, eng->npresets, &eng->stamps, cbs);
+}
+
+enum eng_status
+engine_root(struct engine *eng, struct root_item **items, size_t *n,
+    struct eng_error *e)
+{
+	enum store_status	st;
+
+	memset(e, 0, sizeof(*e));
+	st = root_classify(eng->conn, eng->cfg->previews, eng->cfg->source,
+	    eng->cfg, &eng->stamps, items, n, &e->err);
+	return st == STORE_OK ? ENG_OK : storage(e, st, "cannot read the stamps "
+	    "under", eng->cfg->previews);
+}

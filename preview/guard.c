@@ -1,0 +1,338 @@
+/*
+ * guard: see guard.h.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "guard.h"
+
+/* Check sooner than the interval once this many keys are suspect. */
+#define SUSPECTS_MAX 10000
+
+struct guard {
+	struct store			*store;
+	struct store_conn		*conn;	/* the checks' own */
+	const char			*previews;
+	const char			*source;
+	const struct preset *const	*presets;
+	size_t				 n;
+	struct guard_cbs		 cbs;
+
+	pthread_mutex_t			 mtx;
+	pthread_cond_t			 cv;
+	int				*lost;		/* [n] */
+	struct buf			*suspects;	/* [n], NUL-separated */
+	uint64_t			 nsuspects;
+	size_t				 nlost;
+	struct stamps			 known;	/* the last read */
+
+	pthread_t			 thread;
+	int				 running;
+	int				 stopping;
+	long				 interval_ms;
+	pthread_mutex_t			 check_mtx;	/* one check at a time */
+};
+
+struct guard *
+guard_new(struct store *store, const char *previews, const char *source,
+    const struct preset *const *presets, size_t n, const struct stamps *start,
+    const struct guard_cbs *cbs)
+{
+	struct guard	*g;
+	size_t		 i;
+
+	if ((g = calloc(1, sizeof(*g))) == NULL)
+		return NULL;
+	g->store = store;
+	g->previews = previews;
+	g->source = source;
+	g->presets = presets;
+	g->n = n;
+	if (cbs != NULL)
+		g->cbs = *cbs;
+	g->lost = calloc(n + 1, sizeof(*g->lost));
+	g->suspects = calloc(n + 1, sizeof(*g->suspects));
+	g->known.v = calloc(n + 1, sizeof(*g->known.v));
+	if (g->lost == NULL || g->suspects == NULL || g->known.v == NULL ||
+	    (g->conn = store_conn_new(store)) == NULL) {
+		free(g->lost);
+		free(g->suspects);
+		free(g->known.v);
+		free(g);
+		return NULL;
+	}
+	/* Only what the check compares: a stamp's ETag and its verdict. */
+	g->known.n = n;
+	for (i = 0; start != NULL && i < n && i < start->n; i++) {
+		memcpy(g->known.v[i].etag, start->v[i].etag,
+		    sizeof(g->known.v[i].etag));
+		g->known.v[i].current = start->v[i].current;
+	}
+	for (i = 0; i < n; i++)
+		buf_init(&g->suspects[i], BUF_NOMAX);
+	pthread_mutex_init(&g->mtx, NULL);
+	pthread_mutex_init(&g->check_mtx, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	return g;
+}
+
+void
+guard_free(struct guard *g)
+{
+	size_t	i;
+
+	if (g == NULL)
+		return;
+	for (i = 0; i < g->n; i++)
+		buf_release(&g->suspects[i]);
+	free(g->suspects);
+	free(g->lost);
+	free(g->known.v);
+	store_conn_free(g->conn);
+	pthread_mutex_destroy(&g->mtx);
+	pthread_mutex_destroy(&g->check_mtx);
+	pthread_cond_destroy(&g->cv);
+	free(g);
+}
+
+int
+guard_may_store(struct guard *g, size_t i)
+{
+	int	ok;
+
+	pthread_mutex_lock(&g->mtx);
+	ok = !g->lost[i];
+	pthread_mutex_unlock(&g->mtx);
+	return ok;
+}
+
+int
+guard_stored(struct guard *g, size_t i, const char *key)
+{
+	int	rc = 0;
+
+	pthread_mutex_lock(&g->mtx);
+	if (g->lost[i])
+		rc = -1;
+	else if (buf_add(&g->suspects[i], key, strlen(key) + 1) == 0)
+		g->nsuspects++;
+	else
+		/* Cannot keep it: treat it as written after a change. */
+		rc = -1;
+	if (g->nsuspects >= SUSPECTS_MAX)
+		pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mtx);
+	return rc;
+}
+
+struct removal {
+	struct guard	*g;
+	size_t		 preset;
+	const char	**v;
+	char		*failed;	/* [n]: not deleted */
+	size_t		 n;
+};
+
+static void
+remove_failed(void *arg, const char *key, enum store_status st,
+    const struct store_error *err)
+{
+	struct removal	*r = arg;
+	char		 why[600];
+	size_t		 i;
+
+	for (i = 0; i < r->n; i++)
+		if (!r->failed[i] && strcmp(r->v[i], key) == 0) {
+			r->failed[i] = 1;
+			break;
+		}
+	store_error_text(st, err, why, sizeof(why));
+	pthread_mutex_lock(&r->g->mtx);
+	if (r->g->cbs.removed != NULL)
+		r->g->cbs.removed(r->g->cbs.arg, r->preset, key, why);
+	pthread_mutex_unlock(&r->g->mtx);
+}
+
+/* Delete the keys of one suspect list, telling cbs of each. */
+static void
+remove_keys(struct guard *g, size_t preset, const struct buf *keys)
+{
+	struct store_error	 err;
+	struct removal		 r;
+	const char		*v[S3_DELETE_MAX];
+	char			 failed[S3_DELETE_MAX], why[600];
+	enum store_status	 st;
+	size_t			 off = 0, n, i;
+
+	while (off < keys->len) {
+		for (n = 0; n < S3_DELETE_MAX && off < keys->len; n++) {
+			v[n] = keys->data + off;
+			off += strlen(v[n]) + 1;
+		}
+		memset(failed, 0, n);
+		r = (struct removal){ g, preset, v, failed, n };
+		st = store_delete_many(g->conn, v, n, remove_failed, &r, &err);
+		if (st != STORE_OK && st != STORE_EPARTIAL)
+			store_error_text(st, &err, why, sizeof(why));
+		pthread_mutex_lock(&g->mtx);
+		for (i = 0; i < n && g->cbs.removed != NULL; i++)
+			if (!failed[i])
+				g->cbs.removed(g->cbs.arg, preset, v[i],
+				    st == STORE_OK || st == STORE_EPARTIAL ?
+				    NULL : why);
+		pthread_mutex_unlock(&g->mtx);
+	}
+}
+
+enum store_status
+guard_check(struct guard *g, struct store_error *err)
+{
+	struct stamps		 now;
+	struct buf		*taken;
+	enum store_status	 st;
+	size_t			 i;
+	int			 lose;
+
+	if ((taken = calloc(g->n + 1, sizeof(*taken))) == NULL)
+		return STORE_ENOMEM;
+	pthread_mutex_lock(&g->check_mtx);
+	/* What was written before this check's LIST is what it covers. */
+	pthread_mutex_lock(&g->mtx);
+	for (i = 0; i < g->n; i++) {
+		taken[i] = g->suspects[i];
+		buf_init(&g->suspects[i], BUF_NOMAX);
+	}
+	g->nsuspects = 0;
+	pthread_mutex_unlock(&g->mtx);
+
+	st = stamps_read(g->conn, g->previews, g->source, g->presets, g->n,
+	    &g->known, &now, err);
+	for (i = 0; i < g->n; i++) {
+		if (st != STORE_OK) {
+			/* Unchecked: suspect still. */
+			pthread_mutex_lock(&g->mtx);
+			if (buf_add(&taken[i], g->suspects[i].data,
+			    g->suspects[i].len) == 0) {
+				buf_release(&g->suspects[i]);
+				g->suspects[i] = taken[i];
+				buf_init(&taken[i], BUF_NOMAX);
+			}
+			pthread_mutex_unlock(&g->mtx);
+			buf_release(&taken[i]);
+			continue;
+		}
+		pthread_mutex_lock(&g->mtx);
+		lose = !g->lost[i] && (now.v[i].current != 1 ||
+		    now.v[i].other_source);
+		if (lose) {
+			g->lost[i] = 1;
+			g->nlost++;
+			/* What was written during this check goes too. */
+			if (buf_add(&taken[i], g->suspects[i].data,
+			    g->suspects[i].len) == 0)
+				buf_reset(&g->suspects[i]);
+			if (g->cbs.lost != NULL)
+				g->cbs.lost(g->cbs.arg, i);
+		}
+		pthread_mutex_unlock(&g->mtx);
+		if (lose || g->lost[i])
+			remove_keys(g, i, &taken[i]);
+		buf_release(&taken[i]);
+	}
+	/* What this check found is what the next one compares with. */
+	for (i = 0; st == STORE_OK && i < g->n; i++) {
+		memcpy(g->known.v[i].etag, now.v[i].etag,
+		    sizeof(g->known.v[i].etag));
+		g->known.v[i].current = now.v[i].current;
+	}
+	stamps_release(&now);
+	pthread_mutex_unlock(&g->check_mtx);
+	free(taken);
+	return st;
+}
+
+static void *
+guard_main(void *arg)
+{
+	struct guard		*g = arg;
+	struct store_error	 err;
+	struct timespec		 until;
+	sigset_t		 all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_mutex_lock(&g->mtx);
+	while (!g->stopping) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += g->interval_ms / 1000;
+		until.tv_nsec += (g->interval_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!g->stopping && g->nsuspects < SUSPECTS_MAX &&
+		    pthread_cond_timedwait(&g->cv, &g->mtx, &until) !=
+		    ETIMEDOUT)
+			;
+		if (g->stopping)
+			break;
+		if (g->nsuspects == 0)
+			continue;
+		pthread_mutex_unlock(&g->mtx);
+		(void)guard_check(g, &err);
+		pthread_mutex_lock(&g->mtx);
+	}
+	pthread_mutex_unlock(&g->mtx);
+	return NULL;
+}
+
+int
+guard_start(struct guard *g, long interval_ms)
+{
+	g->interval_ms = interval_ms > 0 ? interval_ms : 1000;
+	if (pthread_create(&g->thread, NULL, guard_main, g) != 0)
+		return -1;
+	g->running = 1;
+	return 0;
+}
+
+enum store_status
+guard_stop(struct guard *g, struct store_error *err)
+{
+	uint64_t	n;
+
+	if (g->running) {
+		pthread_mutex_lock(&g->mtx);
+		g->stopping = 1;
+		pthread_cond_broadcast(&g->cv);
+		pthread_mutex_unlock(&g->mtx);
+		pthread_join(g->thread, NULL);
+		g->running = 0;
+	}
+	pthread_mutex_lock(&g->mtx);
+	n = g->nsuspects;
+	pthread_mutex_unlock(&g->mtx);
+	store_error_clear(err);
+	return n > 0 ? guard_check(g, err) : STORE_OK;
+}
+
+void
+guard_stats(struct guard *g, struct s3_stats *sum)
+{
+	store_conn_stats(g->conn, sum);
+}
+
+size_t
+guard_nlost(struct guard *g)
+{
+	size_t	n;
+
+	pthread_mutex_lock(&g->mtx);
+	n = g->nlost;
+	pthread_mutex_unlock(&g->mtx);
+	return n;
+}

@@ -1,0 +1,108 @@
+/*
+ * make: the previews of one original, in three steps.
+ *
+ *   make_fetch   GET the original once (its ETag is what the previews
+ *                will say they were made from);
+ *   make_render  every preset of the job from that one read (render.c);
+ *   make_store   PUT each preview made, with its Content-Type,
+ *                Cache-Control, ACL and metadata, then the bookkeeping:
+ *                a stale preview whose original is no longer an image is
+ *                removed, a failure is marked so that the next runs can
+ *                tell it from the listing, and the original is read again
+ *                (one HEAD) to make sure it is still the one the previews
+ *                were made from.
+ *
+ * generate's pool runs the steps in three threads per worker so that
+ * downloads, renders and uploads overlap; serve runs them for one key.
+ * Each preset of a job ends with a result: made, failed (with its own
+ * reason) or skipped. Nothing here prints.
+ */
+#ifndef PREWCTL_MAKE_H
+#define PREWCTL_MAKE_H
+
+#include <stdint.h>
+
+#include "diff.h"
+#include "guard.h"
+#include "render.h"
+#include "store/store.h"
+
+#define MAKE_MAX_PRESETS CONFIG_MAX_PRESETS
+
+/* What every job shares; read-only while jobs run. */
+struct maker {
+	struct store			*store;
+	const struct preset *const	*presets;
+	const char *const		*def_md5;	/* per preset */
+	size_t				 npresets;
+	const char			*source;
+	const char			*previews;
+	const char			*cache_control;
+	const char			*acl;
+	struct render_limits		 limits;
+	struct guard			*guard;		/* NULL: unchecked */
+};
+
+enum make_result {
+	MAKE_PENDING = 0,
+	MAKE_MADE,		/* written */
+	MAKE_FAILED,		/* not made: error says why */
+	MAKE_SKIPPED,		/* not written, and that is no failure:
+				   error says why */
+	MAKE_VERIFIED,		/* --verify: fresh, and made from this
+				   original */
+};
+
+struct job_preset {
+	size_t			 preset;	/* index into maker->presets */
+	enum pstate		 state;		/* as the diff found it */
+	int			 verify;	/* fresh: HEAD it, remake when
+						   made from another original */
+	struct render_out	 out;
+	struct buf		 key;		/* the preview's key */
+	enum make_result	 result;
+	int			 storage;	/* a failure of the storage */
+	int			 write;		/* ... when writing */
+	int			 permanent;	/* the original's fault: marked */
+	int			 removed;	/* the stale preview was removed */
+	char			 error[600];
+};
+
+struct job {
+	char			*key;		/* the original */
+	const char		*rel;		/* into key */
+	uint64_t		 size;		/* as listed; 0: unknown */
+	char			 listed_etag[STORE_ETAG_MAX + 1];
+	int			 marked;	/* a failure mark exists */
+	size_t			 n;
+	struct job_preset	*p;		/* [n] */
+
+	struct buf		 in;		/* the original, once read */
+	char			 etag[STORE_ETAG_MAX + 1];	/* of in */
+	int			 fetched;
+	int			 changed;	/* replaced while made: undone */
+	int			 mark_written;
+	int			 mark_removed;
+	void			*arg;		/* the caller's */
+};
+
+/*
+ * A job for the original key (under mk->source) and presets[0..n)
+ * (indices into mk->presets), each PS_MISSING until the caller says
+ * otherwise. NULL with no memory or a key outside the source.
+ */
+struct job	*job_new(const struct maker *, const char *key, uint64_t size,
+		    const size_t *presets, size_t n);
+void		 job_free(struct job *);
+/* Whether every preset of the job has its result. */
+int		 job_done(const struct job *);
+
+void		 make_fetch(const struct maker *, struct store_conn *,
+		    struct job *);
+void		 make_render(const struct maker *, struct job *);
+void		 make_store(const struct maker *, struct store_conn *,
+		    struct job *);
+/* Fail every preset still pending, for why (the run stopped, say). */
+void		 job_fail_pending(struct job *, const char *why, int storage);
+
+#endif
