@@ -53,7 +53,7 @@ endif
 
 LIB_SRCS = $(sort $(wildcard s3/*.c store/*.c preview/*.c))
 CMD_SRCS = $(sort $(wildcard cmd/*.c))
-TEST_SRCS = $(sort $(wildcard tests/test_*.c tests/helpers.c))
+TEST_SRCS = $(sort $(wildcard tests/test_*.c tests/helpers.c tests/jsonread.c))
 LIB_OBJS = $(LIB_SRCS:%.c=$(B)/%.o)
 CMD_OBJS = $(CMD_SRCS:%.c=$(B)/%.o)
 TEST_OBJS = $(TEST_SRCS:%.c=$(B)/%.o)

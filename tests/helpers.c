@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,23 +139,29 @@ prewctl_argv_envp(const char *const *args, const char *const *extra,
 }
 
 void
-th_prewctl(struct th_run *r, const char *const *args,
-    const char *const *extra)
+th_run(struct th_run *r, const struct th_opts *o, const char *const *args)
 {
 	const struct th_env		*e = th_env();
 	posix_spawn_file_actions_t	 fa;
+	struct rusage			 ru;
 	char				**argv, **envp;
+	double				 t0, deadline, left;
 	int				 outp[2], errp[2], st, oo = 1, eo = 1;
 	pid_t				 pid;
 
 	memset(r, 0, sizeof(*r));
 	buf_init(&r->out, 64 * 1024 * 1024);
 	buf_init(&r->err, 64 * 1024 * 1024);
-	prewctl_argv_envp(args, extra, &argv, &envp);
+	prewctl_argv_envp(args, o != NULL ? o->env : NULL, &argv, &envp);
 	cr_assert(pipe2(outp, O_CLOEXEC) == 0 && pipe2(errp, O_CLOEXEC) == 0);
 	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+	if (o != NULL && o->cwd != NULL)
+		posix_spawn_file_actions_addchdir_np(&fa, o->cwd);
+	t0 = th_now();
+	deadline = t0 + (o != NULL && o->deadline > 0 ? o->deadline : 600);
 	cr_assert(posix_spawn(&pid, e->bin, &fa, NULL, argv, envp) == 0,
 	    "cannot run %s", e->bin);
 	posix_spawn_file_actions_destroy(&fa);
@@ -166,7 +173,14 @@ th_prewctl(struct th_run *r, const char *const *args,
 			{ eo ? errp[0] : -1, POLLIN, 0 },
 		};
 
-		if (poll(pf, 2, -1) < 0)
+		if ((left = deadline - th_now()) <= 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			cr_assert_fail("prewctl %s ran past its deadline of "
+			    "%.0f s; stderr: %.2000s", args[0] != NULL ?
+			    args[0] : "", deadline - t0, r->err.data);
+		}
+		if (poll(pf, 2, (int)(left * 1000) + 1) < 0)
 			continue;
 		if (pf[0].revents)
 			drain(outp[0], &r->out, &oo);
@@ -175,11 +189,22 @@ th_prewctl(struct th_run *r, const char *const *args,
 	}
 	close(outp[0]);
 	close(errp[0]);
-	while (waitpid(pid, &st, 0) < 0)
+	while (wait4(pid, &st, 0, &ru) < 0)
 		cr_assert(errno == EINTR);
+	r->secs = th_now() - t0;
+	r->maxrss_kb = ru.ru_maxrss;
 	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	free(argv);
 	free(envp);
+}
+
+void
+th_prewctl(struct th_run *r, const char *const *args,
+    const char *const *extra)
+{
+	struct th_opts	o = { extra, 0, NULL };
+
+	th_run(r, &o, args);
 }
 
 pid_t

@@ -32,13 +32,26 @@ struct th_run {
 	int		 status;	/* exit code, or 128 + signal */
 	struct buf	 out;
 	struct buf	 err;
+	double		 secs;		/* wall time */
+	long		 maxrss_kb;	/* peak resident set */
+};
+
+/* How th_run runs prewctl; zeros are the defaults. */
+struct th_opts {
+	const char *const	*env;		/* more "NAME=value", or NULL */
+	double			 deadline;	/* seconds; 0: 600 */
+	const char		*cwd;		/* NULL: ours */
 };
 
 /*
- * Run prewctl with args (NULL-terminated) and the test credentials in its
- * environment, plus extra "NAME=value" strings (NULL-terminated, may be
- * NULL). Captures stdout and stderr. Free with th_run_release.
+ * The one way the tests run prewctl: with args (NULL-terminated), the test
+ * credentials and o->env in its environment, stdout and stderr captured,
+ * its time and peak RSS measured. Past the deadline it is killed and the
+ * test fails. Free with th_run_release.
  */
+void		 th_run(struct th_run *, const struct th_opts *,
+		    const char *const *args);
+/* th_run with extra_env and the default deadline. */
 void		 th_prewctl(struct th_run *, const char *const *args,
 		    const char *const *extra_env);
 void		 th_run_release(struct th_run *);
@@ -82,5 +95,30 @@ void		 th_put_file(struct s3_client *, const char *key,
 size_t		 th_delete_prefix(struct s3_client *, const char *prefix);
 /* Count keys under prefix. */
 size_t		 th_count(struct s3_client *, const char *prefix);
+
+/*
+ * JSON (jsonread.c): a strict parser into a tree, and values by path
+ * ("presets.small.generated", "failures[0].key"). th_json_parse fails the
+ * test on anything that is not one JSON value.
+ */
+enum th_json_type {
+	TH_JSON_NULL, TH_JSON_FALSE, TH_JSON_TRUE, TH_JSON_NUMBER,
+	TH_JSON_STRING, TH_JSON_ARRAY, TH_JSON_OBJECT
+};
+struct th_json;
+
+struct th_json	*th_json_parse(const char *doc, size_t len);
+void		 th_json_free(struct th_json *);
+/* The value at path, or NULL. */
+const struct th_json *th_json_at(const struct th_json *, const char *path);
+enum th_json_type th_json_type(const struct th_json *);
+/* A string's bytes, an array's elements, an object's members. */
+size_t		 th_json_len(const struct th_json *);
+const char	*th_json_name(const struct th_json *, size_t);
+const struct th_json *th_json_item(const struct th_json *, size_t);
+/* The integer, number or string (NULL for null) at path; asserted. */
+long long	 th_json_num(const struct th_json *, const char *path);
+double		 th_json_real(const struct th_json *, const char *path);
+const char	*th_json_str(const struct th_json *, const char *path);
 
 #endif
