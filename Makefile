@@ -59,6 +59,7 @@ CMD_OBJS = $(CMD_SRCS:%.c=$(B)/%.o)
 TEST_OBJS = $(TEST_SRCS:%.c=$(B)/%.o)
 HDRS	= $(wildcard s3/*.h store/*.h preview/*.h cmd/*.h tests/*.h)
 LIB	= $(B)/libprewctl.a
+CMDLIB	= $(B)/libprewctlcmd.a
 PREWCTL	= $(B)/prewctl
 TESTS	= $(B)/tests/prewctl-tests
 
@@ -77,11 +78,17 @@ $(LIB): $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJS)
 
-$(PREWCTL): $(B)/prewctl.o $(CMD_OBJS) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(B)/prewctl.o $(CMD_OBJS) $(LIB) $(LDLIBS)
+# cmd/ is a library too, so that unit tests can link what it holds.
+$(CMDLIB): $(CMD_OBJS)
+	rm -f $@
+	ar rcs $@ $(CMD_OBJS)
 
-$(TESTS): $(TEST_OBJS) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJS) $(LIB) $(LDLIBS) -lcriterion
+$(PREWCTL): $(B)/prewctl.o $(CMDLIB) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(B)/prewctl.o $(CMDLIB) $(LIB) $(LDLIBS)
+
+$(TESTS): $(TEST_OBJS) $(CMDLIB) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJS) $(CMDLIB) $(LIB) $(LDLIBS) \
+	    -lcriterion
 
 tests: $(TESTS)
 
@@ -191,7 +198,9 @@ bench: $(PREWCTL) $(LIB)
 
 clean:
 	rm -f $(PREWCTL) $(B)/prewctl.o $(CMD_OBJS) $(LIB_OBJS) $(TEST_OBJS) \
-	    $(LIB) $(TESTS)
+	    $(LIB) $(CMDLIB) $(TESTS)
+	rm -f $(B)/prewctl.d $(CMD_OBJS:.o=.d) $(LIB_OBJS:.o=.d) \
+	    $(TEST_OBJS:.o=.d)
 	rm -rf demo/prew build-san build-fuzz
 
 .PHONY: all tests check lint-man install demo clean fuzz fuzz-build valgrind \
