@@ -1,8 +1,10 @@
 # prewctl: keep an S3 bucket's image previews in step with its originals.
 #
 #   make            build ./prewctl
-#   make check      build and run every test (starts the test S3 server
-#                   unless PREWCTL_TEST_ENDPOINT names one)
+#   make check      install what the tests need (as root), build, and run
+#                   every test (starts the test S3 server unless
+#                   PREWCTL_TEST_ENDPOINT names one)
+#   make check-unit the tests that need no server, in seconds
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make demo       previews of the sample photos in a local folder
 #   make fuzz       build the libFuzzer targets (tests/fuzz/) with clang
@@ -27,8 +29,16 @@ PKGS	= vips lcms2 libcurl libxml-2.0 inih libcrypto
 CFLAGS	?= -O2 -g
 WFLAGS	= -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE
 CPPFLAGS += -I. -DPREWCTL_VERSION='"$(VERSION)"'
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+# Quiet: before `make deps-build` has run, the packages may not be there.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# The Debian 12 packages each kind of run needs: the one list of them.
+DEPS_BUILD = build-essential pkg-config libvips-dev libcurl4-openssl-dev \
+	libxml2-dev libinih-dev libssl-dev liblcms2-dev
+DEPS_UNIT = $(DEPS_BUILD) libcriterion-dev groff-base groff python3
+DEPS_TEST = $(DEPS_UNIT) radosgw ceph-mon ceph-osd curl ca-certificates
+DEPS_CI	= $(DEPS_TEST) clang libclang-rt-14-dev valgrind libvips-tools
 LDLIBS	= $(PKG_LIBS) -lpthread -lm
 
 ifeq ($(SAN),1)
@@ -92,9 +102,28 @@ $(TESTS): $(TEST_OBJS) $(CMDLIB) $(LIB)
 
 tests: $(TESTS)
 
-check: $(PREWCTL) $(TESTS) lint-man
+deps-build:
+	@tests/install-deps $(DEPS_BUILD)
+deps-unit:
+	@tests/install-deps $(DEPS_UNIT)
+deps-test:
+	@tests/install-deps $(DEPS_TEST)
+deps-ci:
+	@tests/install-deps $(DEPS_CI)
+
+# A fresh make reads pkg-config's flags once the packages are there.
+check: deps-test
+	@$(MAKE) --no-print-directory check-installed
+check-unit: deps-unit
+	@$(MAKE) --no-print-directory check-unit-installed
+
+check-installed: $(PREWCTL) $(TESTS) lint-man
 	$(SAN_ENV) PREWCTL_BIN=$(abspath $(PREWCTL)) \
 	    PREWCTL_TESTS=$(abspath $(TESTS)) tests/run-tests
+
+check-unit-installed: $(PREWCTL) $(TESTS) lint-man
+	$(SAN_ENV) PREWCTL_BIN=$(abspath $(PREWCTL)) \
+	    PREWCTL_TESTS=$(abspath $(TESTS)) tests/run-tests --unit
 
 lint-man:
 	@out=$$(groff -mandoc -ww -z man/prewctl.1 2>&1); \
@@ -105,7 +134,9 @@ install: $(PREWCTL)
 	install -m 755 $(PREWCTL) $(DESTDIR)$(BINDIR)/prewctl
 	install -m 644 man/prewctl.1 $(DESTDIR)$(MANDIR)/prewctl.1
 
-demo:
+demo: deps-build
+	@$(MAKE) --no-print-directory demo-installed
+demo-installed: $(PREWCTL)
 	demo/run
 
 # libFuzzer targets: clang, ASan and UBSan, out of tree. Each runs for
@@ -203,5 +234,6 @@ clean:
 	    $(TEST_OBJS:.o=.d)
 	rm -rf demo/prew build-san build-fuzz
 
-.PHONY: all tests check lint-man install demo clean fuzz fuzz-build valgrind \
-	bench
+.PHONY: all tests check check-unit check-installed check-unit-installed \
+	deps-build deps-unit deps-test deps-ci lint-man install demo \
+	demo-installed clean fuzz fuzz-build valgrind bench
