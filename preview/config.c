@@ -97,65 +97,6 @@ struct parser {
 	int		 preset_keyline[P_COUNT];
 };
 
-static const char *
-crop_name(enum crop c)
-{
-	switch (c) {
-	case CROP_CENTRE:
-		return "centre";
-	case CROP_ATTENTION:
-		return "attention";
-	}
-	return "unknown";
-}
-
-const char *
-format_name(enum format f)
-{
-	switch (f) {
-	case FMT_SAME:
-		return "same";
-	case FMT_JPEG:
-		return "jpeg";
-	case FMT_WEBP:
-		return "webp";
-	case FMT_AVIF:
-		return "avif";
-	case FMT_PNG:
-		return "png";
-	}
-	return "unknown";
-}
-
-const char *
-fit_name(enum fit f)
-{
-	switch (f) {
-	case FIT_INSIDE:
-		return "inside";
-	case FIT_COVER:
-		return "cover";
-	case FIT_FILL:
-		return "fill";
-	}
-	return "unknown";
-}
-
-int
-preset_canonical(const struct preset *pr, char *dst, size_t len)
-{
-	int	 n;
-
-	n = snprintf(dst, len, "v1 width=%d height=%d fit=%s crop=%s "
-	    "format=%s quality=%d enlarge=%d background=#%02x%02x%02x",
-	    pr->width, pr->height, fit_name(pr->fit), crop_name(pr->crop),
-	    format_name(pr->format), pr->quality, pr->enlarge ? 1 : 0,
-	    pr->background[0], pr->background[1], pr->background[2]);
-	if (n < 0 || (size_t)n >= len)
-		return -1;
-	return 0;
-}
-
 const struct preset *
 config_preset(const struct config *cfg, const char *name)
 {
@@ -344,15 +285,10 @@ new_preset(struct parser *p, const char *name)
 		return fail(p, p->lineno, "out of memory");
 	cfg->presets = pr;
 	pr = &cfg->presets[cfg->npresets];
-	memset(pr, 0, sizeof(*pr));
+	preset_init(pr);
 	if ((pr->name = strdup(name)) == NULL)
 		return fail(p, p->lineno, "out of memory");
 	cfg->npresets = n;
-	pr->fit = FIT_INSIDE;
-	pr->crop = CROP_CENTRE;
-	pr->format = FMT_JPEG;
-	pr->quality = 80;
-	pr->background[0] = pr->background[1] = pr->background[2] = 0xff;
 	pr->line = p->lineno;
 
 	p->preset_seen = 0;
@@ -805,37 +741,16 @@ preset_key(struct parser *p, const char *key, const char *value)
 	case P_HEIGHT:
 		return get_int(p, key, value, 1, 16384, &pr->height);
 	case P_FIT:
-		if (strcmp(value, "inside") == 0)
-			pr->fit = FIT_INSIDE;
-		else if (strcmp(value, "cover") == 0)
-			pr->fit = FIT_COVER;
-		else if (strcmp(value, "fill") == 0)
-			pr->fit = FIT_FILL;
-		else
+		if (fit_parse(value, &pr->fit) != 0)
 			return bad_value(p, key, value, "inside, cover or "
 			    "fill");
 		return 0;
 	case P_CROP:
-		if (strcmp(value, "centre") == 0 ||
-		    strcmp(value, "center") == 0)
-			pr->crop = CROP_CENTRE;
-		else if (strcmp(value, "attention") == 0)
-			pr->crop = CROP_ATTENTION;
-		else
+		if (crop_parse(value, &pr->crop) != 0)
 			return bad_value(p, key, value, "centre or attention");
 		return 0;
 	case P_FORMAT:
-		if (strcmp(value, "jpeg") == 0)
-			pr->format = FMT_JPEG;
-		else if (strcmp(value, "webp") == 0)
-			pr->format = FMT_WEBP;
-		else if (strcmp(value, "avif") == 0)
-			pr->format = FMT_AVIF;
-		else if (strcmp(value, "png") == 0)
-			pr->format = FMT_PNG;
-		else if (strcmp(value, "same") == 0)
-			pr->format = FMT_SAME;
-		else
+		if (format_parse(value, &pr->format) != 0)
 			return bad_value(p, key, value, "jpeg, webp, avif, "
 			    "png or same");
 		return 0;

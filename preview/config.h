@@ -1,5 +1,5 @@
 /*
- * config: presets.ini, parsed with inih.
+ * config: presets.ini, parsed with inih (what a preset is: preset.h).
  *
  * Every problem is an error naming file, line and key; nothing is ignored.
  * config_load fills a caller-owned struct config; config_release frees it.
@@ -10,22 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum fit { FIT_INSIDE, FIT_COVER, FIT_FILL };
-enum crop { CROP_CENTRE, CROP_ATTENTION };
-enum format { FMT_SAME, FMT_JPEG, FMT_WEBP, FMT_AVIF, FMT_PNG };
-
-struct preset {
-	char		*name;
-	int		 width;		/* > 0 */
-	int		 height;	/* 0: from the aspect ratio */
-	enum fit	 fit;
-	enum crop	 crop;		/* for FIT_COVER */
-	enum format	 format;
-	int		 quality;	/* 1..100 */
-	int		 enlarge;	/* 0: never upscale */
-	unsigned char	 background[3];	/* flattening colour, default white */
-	int		 line;		/* where the section starts */
-};
+#include "preset.h"
 
 struct config {
 	char		*path;		/* the file it came from */
@@ -70,12 +55,5 @@ int		 config_load(const char *path, struct config *cfg,
 		    char *err, size_t errlen);
 void		 config_release(struct config *);
 const struct preset *config_preset(const struct config *, const char *name);
-const char	*format_name(enum format);
-const char	*fit_name(enum fit);
-/*
- * The canonical definition of a preset ("width=320 height=0 fit=inside ...")
- * into dst: equal strings mean equal previews. It is the stamp's body.
- */
-int		 preset_canonical(const struct preset *, char *dst, size_t len);
 
 #endif

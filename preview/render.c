@@ -276,24 +276,6 @@ render_out_release(struct render_out *o)
 	o->height = 0;
 }
 
-const char *
-format_content_type(enum format f)
-{
-	switch (f) {
-	case FMT_JPEG:
-		return "image/jpeg";
-	case FMT_WEBP:
-		return "image/webp";
-	case FMT_AVIF:
-		return "image/avif";
-	case FMT_PNG:
-		return "image/png";
-	case FMT_SAME:
-		break;
-	}
-	return "application/octet-stream";
-}
-
 /* A context of our own: lcms2 must not report through libvips' handler. */
 static cmsContext render_lcms;
 /* Whether render_global_init ran, so that shutting down has a meaning. */

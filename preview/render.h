@@ -68,7 +68,6 @@ enum render_status render_image(const void *in, size_t len,
 /* The largest AVIF preview made, in pixels: an AV1 encode is one call. */
 #define RENDER_AVIF_MAX_PIXELS	(4096 * 4096)
 
-const char	*format_content_type(enum format);
 
 /*
  * Whether an ICC profile is plain sRGB, so that converting to sRGB would

@@ -257,3 +257,51 @@ Test(diff, extension_match)
 	cr_assert(!diff_has_extension("a/jpg", exts, 2));
 	cr_assert(!diff_has_extension("a/b.jpgx", exts, 2));
 }
+
+/* diff_classify alone: every state from the three entries and the stamp. */
+static const struct {
+	int		 src, prev, mark;	/* -1: absent, else mtime in s */
+	int64_t		 stamp;
+	int		 changed, retry;
+	enum pstate	 want;
+} classes[] = {
+	{ -1, -1, -1, 0, 0, 0, PS_NONE },
+	{ -1, 10, -1, 0, 0, 0, PS_ORPHAN },
+	{ -1, 10, 20, 0, 0, 0, PS_ORPHAN },
+	{ 10, -1, -1, 0, 0, 0, PS_MISSING },
+	{ 10, 20, -1, 0, 0, 0, PS_FRESH },
+	{ 10, 10, -1, 0, 0, 0, PS_STALE_ORIGINAL },	/* same second */
+	{ 20, 10, -1, 0, 0, 0, PS_STALE_ORIGINAL },
+	{ 10, 20, -1, 20, 0, 0, PS_STALE_PRESET },	/* = the stamp */
+	{ 10, 20, -1, 15, 0, 0, PS_FRESH },
+	{ 10, 20, -1, 0, 1, 0, PS_STALE_PRESET },
+	/* A mark newer than the original and the stamp: known. */
+	{ 10, -1, 30, 5, 0, 0, PS_KNOWN_FAILURE },
+	{ 30, 10, 40, 5, 0, 0, PS_KNOWN_FAILURE },
+	{ 10, -1, 30, 5, 0, 1, PS_MISSING },		/* --retry-failed */
+	{ 40, -1, 30, 5, 0, 0, PS_MISSING },		/* changed since */
+	{ 30, -1, 30, 5, 0, 0, PS_MISSING },		/* its second */
+	{ 10, -1, 30, 35, 0, 0, PS_MISSING },		/* preset since */
+	{ 10, -1, 30, 0, 1, 0, PS_MISSING },		/* preset changing */
+	{ 10, 20, 30, 5, 0, 0, PS_FRESH },		/* made after all */
+};
+
+Test(diff, classify_table)
+{
+	struct diff_entry	 src, prev, mark;
+	struct diff_preset	 p;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+		src.mtime_ms = (int64_t)classes[i].src * 1000;
+		prev.mtime_ms = (int64_t)classes[i].prev * 1000;
+		mark.mtime_ms = (int64_t)classes[i].mark * 1000;
+		p = (struct diff_preset){ "p", classes[i].stamp * 1000,
+		    classes[i].changed };
+		cr_expect_eq(diff_classify(classes[i].src < 0 ? NULL : &src,
+		    classes[i].prev < 0 ? NULL : &prev,
+		    classes[i].mark < 0 ? NULL : &mark, &p, classes[i].retry),
+		    classes[i].want, "row %zu: %s", i,
+		    pstate_name(classes[i].want));
+	}
+}
