@@ -1,14 +1,17 @@
 /*
  * creds: credentials and region as the AWS CLI finds them.
  *
- * The shared credentials file is read by a small strict reader of our own:
- * Debian's inih splits lines longer than 199 bytes, and a session token is
- * often longer than that. The reader follows botocore's configparser: "[name]"
- * sections with no "profile " prefix, "key = value" or "key: value" split at
- * the first delimiter, '#' and ';' comment lines, no inline comments, key
- * names matched without regard to case; a repeated section or key is an
- * error. Secrets are wiped before their memory is freed, and no message ever
- * holds a line of the file.
+ * The shared files (credentials and config) are read by a small strict
+ * reader of our own: Debian's inih splits lines longer than 199 bytes, and
+ * a session token is often longer than that. The reader follows botocore's
+ * configparser: "[name]" sections ("[profile name]" or "[default]" in the
+ * config file), "key = value" or "key: value" split at the first
+ * delimiter, '#' and ';' comment lines, no inline comments, a line
+ * indented deeper than its key's line continuing that key's value, key
+ * names matched without regard to case; a repeated profile or key is an
+ * error. The credentials file wins key by key, as in botocore. Secrets are
+ * wiped before their memory is freed, and no message ever holds a line of
+ * a file.
  */
 #include <sys/stat.h>
 
@@ -84,7 +87,8 @@ s3_region_from_env(void)
 
 /*
  * The whole file in one allocation sized from fstat, so no realloc leaves a
- * copy of a secret behind in freed memory.
+ * copy of a secret behind in freed memory. S3_ENOTFOUND when it does not
+ * exist (with the message set all the same).
  */
 static enum s3_status
 read_file(const char *path, char **data, size_t *size, struct s3_error *err)
@@ -96,9 +100,12 @@ read_file(const char *path, char **data, size_t *size, struct s3_error *err)
 	int		 fd, saved;
 	enum s3_status	 st = S3_ECREDS;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return creds_fail(err, "cannot read '%s': %s", path,
-		    strerror(errno));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		saved = errno;
+		creds_fail(err, "cannot read '%s': %s", path,
+		    strerror(saved));
+		return saved == ENOENT ? S3_ENOTFOUND : S3_ECREDS;
+	}
 	if (fstat(fd, &sb) == -1) {
 		creds_fail(err, "cannot read '%s': %s", path, strerror(errno));
 		goto out;
@@ -146,6 +153,46 @@ out:
 	return st;
 }
 
+/* ---- the shared files -------------------------------------------------- */
+
+enum { PK_ACCESS, PK_SECRET, PK_TOKEN, PK_N };
+
+static const char *const pk_names[PK_N] = {
+	"aws_access_key_id",
+	"aws_secret_access_key",
+	"aws_session_token",
+};
+
+/*
+ * Keys that make the SDKs get credentials some other way (assume a role,
+ * run a program, SSO): a profile with one is refused rather than read as
+ * if it held none.
+ */
+static const char *const pk_unsupported[] = {
+	"role_arn",
+	"credential_process",
+	"sso_session",
+	"sso_start_url",
+	"web_identity_token_file",
+};
+
+/* What one file says about one profile. */
+struct profile {
+	char		*v[PK_N];
+	const char	*unsupported;	/* the first such key, or NULL */
+	int		 found;
+};
+
+static void
+profile_release(struct profile *pr)
+{
+	size_t	 i;
+
+	for (i = 0; i < PK_N; i++)
+		wipe_free(pr->v[i]);
+	memset(pr, 0, sizeof(*pr));
+}
+
 static char *
 trim(char *s, char *end)
 {
@@ -158,23 +205,39 @@ trim(char *s, char *end)
 	return s;
 }
 
-static enum s3_status
-parse_file(char *data, const char *path, const char *profile,
-    struct s3_creds *c, struct s3_error *err)
+/*
+ * The profile a section header names: "[name]" in the credentials file;
+ * "[default]" or "[profile name]" in the config file, where other sections
+ * ("[sso-session x]", "[services x]") are no profile (NULL).
+ */
+static const char *
+section_profile(char *s, int config)
 {
-	static const char *const names[] = {
-		"aws_access_key_id",
-		"aws_secret_access_key",
-		"aws_session_token",
-	};
-	char		**slot[3];
-	char		*line, *next, *nl, *s, *delim, *colon, *key, *val;
-	int		 lineno = 0, sections = 0, in_profile = 0, found = 0;
-	size_t		 i, n;
+	size_t	 n;
 
-	slot[0] = &c->access_key;
-	slot[1] = &c->secret_key;
-	slot[2] = &c->session_token;
+	if (!config || strcmp(s, "default") == 0)
+		return s;
+	if (strncmp(s, "profile", 7) != 0 || (s[7] != ' ' && s[7] != '\t'))
+		return NULL;
+	s += 7;
+	s += strspn(s, " \t");
+	n = strcspn(s, " \t");
+	if (n == 0 || s[n] != '\0')
+		return NULL;
+	return s;
+}
+
+static enum s3_status
+parse_file(char *data, const char *path, const char *profile, int config,
+    struct profile *pr, struct s3_error *err)
+{
+	char		*line, *next, *nl, *s, *delim, *colon, *key, *val;
+	char		**slot = NULL;
+	const char	*name;
+	int		 lineno = 0, sections = 0, in_profile = 0;
+	size_t		 i, n, indent, key_indent = 0;
+	int		 in_key = 0;
+
 	for (line = data; line != NULL && *line != '\0'; line = next) {
 		lineno++;
 		if ((nl = strchr(line, '\n')) != NULL) {
@@ -183,9 +246,18 @@ parse_file(char *data, const char *path, const char *profile,
 			nl = line + strlen(line);
 			next = NULL;
 		}
+		indent = strspn(line, " \t");
 		s = trim(line, nl);
 		if (*s == '\0' || *s == '#' || *s == ';')
 			continue;
+		if (in_key && indent > key_indent) {
+			/* A value over several lines: not for a secret. */
+			if (slot != NULL)
+				goto malformed;
+			continue;
+		}
+		in_key = 0;
+		slot = NULL;
 		if (*s == '[') {
 			n = strlen(s);
 			if (s[n - 1] != ']')
@@ -194,8 +266,9 @@ parse_file(char *data, const char *path, const char *profile,
 			if (*s == '\0')
 				goto malformed;
 			sections++;
-			in_profile = strcmp(s, profile) == 0;
-			if (in_profile && found++)
+			name = section_profile(s, config);
+			in_profile = name != NULL && strcmp(name, profile) == 0;
+			if (in_profile && pr->found++)
 				return creds_fail(err, "profile '%s' appears "
 				    "twice in '%s'", profile, path);
 			continue;
@@ -211,33 +284,168 @@ parse_file(char *data, const char *path, const char *profile,
 		val = trim(delim + 1, delim + 1 + strlen(delim + 1));
 		if (*key == '\0')
 			goto malformed;
+		in_key = 1;
+		key_indent = indent;
 		if (!in_profile)
 			continue;
-		for (i = 0; i < 3; i++) {
-			if (strcasecmp(key, names[i]) != 0)
+		for (i = 0; i < sizeof(pk_unsupported) /
+		    sizeof(pk_unsupported[0]); i++)
+			if (strcasecmp(key, pk_unsupported[i]) == 0 &&
+			    pr->unsupported == NULL)
+				pr->unsupported = pk_unsupported[i];
+		for (i = 0; i < PK_N; i++) {
+			if (strcasecmp(key, pk_names[i]) != 0)
 				continue;
-			if (*slot[i] != NULL)
+			if (pr->v[i] != NULL)
 				return creds_fail(err, "%s appears twice in "
-				    "profile '%s' of '%s'", names[i], profile,
-				    path);
-			if (*val != '\0' && (*slot[i] = strdup(val)) == NULL) {
+				    "profile '%s' of '%s'", pk_names[i],
+				    profile, path);
+			slot = &pr->v[i];
+			if (*val != '\0' && (pr->v[i] = strdup(val)) == NULL) {
 				creds_fail(err, "out of memory");
 				return S3_ENOMEM;
 			}
 		}
 	}
-	if (!found)
-		return creds_fail(err, "profile '%s' not found in '%s'",
-		    profile, path);
-	if (c->access_key == NULL)
-		return creds_fail(err, "profile '%s' in '%s' has no "
-		    "aws_access_key_id", profile, path);
-	if (c->secret_key == NULL)
-		return creds_fail(err, "profile '%s' in '%s' has no "
-		    "aws_secret_access_key", profile, path);
 	return S3_OK;
 malformed:
 	return creds_fail(err, "malformed line %d in '%s'", lineno, path);
+}
+
+/* S3_ENOTFOUND when the file does not exist. */
+static enum s3_status
+read_profile(const char *path, const char *profile, int config,
+    struct profile *pr, struct s3_error *err)
+{
+	char		*data = NULL;
+	size_t		 size = 0;
+	enum s3_status	 st;
+
+	if ((st = read_file(path, &data, &size, err)) != S3_OK)
+		return st;
+	st = parse_file(data, path, profile, config, pr, err);
+	explicit_bzero(data, size);
+	free(data);
+	return st;
+}
+
+/* AWS_xxx_FILE, else ~/.aws/name; NULL with no HOME. */
+static enum s3_status
+shared_path(const char *var, const char *name, char *dst, size_t len,
+    const char **path, struct s3_error *err)
+{
+	const char	*home, *p;
+	int		 n;
+
+	*path = NULL;
+	if ((p = env(var)) != NULL) {
+		*path = p;
+		return S3_OK;
+	}
+	if ((home = env("HOME")) == NULL)
+		return S3_OK;
+	n = snprintf(dst, len, "%s/.aws/%s", home, name);
+	if (n < 0 || (size_t)n >= len)
+		return creds_fail(err, "HOME is too long");
+	*path = dst;
+	return S3_OK;
+}
+
+/*
+ * The profile from the credentials file and the config file, the first
+ * winning key by key as in botocore. S3_ENOTFOUND when neither holds a key
+ * for it (then none says where we looked); a profile named by AWS_PROFILE
+ * must exist.
+ */
+static enum s3_status
+from_profile(struct s3_creds *c, char *none, size_t nonelen,
+    struct s3_error *err)
+{
+	static const char *const vars[2] = {
+		"AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+	};
+	static const char *const names[2] = { "credentials", "config" };
+	struct profile	 pr[2];
+	char		 buf[2][PATH_MAX];
+	const char	*path[2], *profile, *from[PK_N];
+	char		**dst[PK_N];
+	enum s3_status	 st = S3_OK;
+	int		 explicit, f;
+	size_t		 i;
+
+	memset(pr, 0, sizeof(pr));
+	if ((profile = env("AWS_PROFILE")) != NULL)
+		explicit = 1;
+	else {
+		profile = "default";
+		explicit = 0;
+	}
+	for (f = 0; f < 2; f++) {
+		if ((st = shared_path(vars[f], names[f], buf[f],
+		    sizeof(buf[f]), &path[f], err)) != S3_OK)
+			goto out;
+		if (path[f] == NULL)
+			continue;
+		st = read_profile(path[f], profile, f == 1, &pr[f], err);
+		if (st == S3_ENOTFOUND)
+			st = S3_OK;
+		if (st != S3_OK)
+			goto out;
+		if (pr[f].unsupported != NULL) {
+			st = creds_fail(err, "profile '%s' in '%s' sets %s, "
+			    "which prewctl does not support", profile, path[f],
+			    pr[f].unsupported);
+			goto out;
+		}
+	}
+	if (!pr[0].found && !pr[1].found) {
+		if (explicit) {
+			st = creds_fail(err, "profile '%s' not found in "
+			    "'%s' or '%s'", profile,
+			    path[0] != NULL ? path[0] : "~/.aws/credentials",
+			    path[1] != NULL ? path[1] : "~/.aws/config");
+			goto out;
+		}
+	}
+	dst[PK_ACCESS] = &c->access_key;
+	dst[PK_SECRET] = &c->secret_key;
+	dst[PK_TOKEN] = &c->session_token;
+	for (i = 0; i < PK_N; i++) {
+		f = pr[0].v[i] != NULL ? 0 : 1;
+		from[i] = path[f];
+		*dst[i] = pr[f].v[i];
+		pr[f].v[i] = NULL;
+	}
+	if (c->access_key == NULL && c->secret_key == NULL) {
+		s3_creds_release(c);
+		if (path[0] == NULL && path[1] == NULL)
+			(void)snprintf(none, nonelen, "profile '%s' (HOME is "
+			    "not set)", profile);
+		else
+			(void)snprintf(none, nonelen, "profile '%s' of '%s' "
+			    "or '%s'", profile, path[0] != NULL ? path[0] :
+			    "~/.aws/credentials", path[1] != NULL ? path[1] :
+			    "~/.aws/config");
+		st = S3_ENOTFOUND;
+		goto out;
+	}
+	if (c->secret_key == NULL) {
+		st = creds_fail(err, "profile '%s' in '%s' has "
+		    "aws_access_key_id but no aws_secret_access_key", profile,
+		    from[PK_ACCESS]);
+		goto out;
+	}
+	if (c->access_key == NULL) {
+		st = creds_fail(err, "profile '%s' in '%s' has "
+		    "aws_secret_access_key but no aws_access_key_id", profile,
+		    from[PK_SECRET]);
+		goto out;
+	}
+	st = S3_OK;
+out:
+	profile_release(&pr[0]);
+	profile_release(&pr[1]);
+	return st;
 }
 
 static enum s3_status
@@ -253,10 +461,8 @@ dup_env(char **dst, const char *v, struct s3_error *err)
 enum s3_status
 s3_creds_load(struct s3_creds *c, struct s3_error *err)
 {
-	const char	*ak, *sk, *tok, *path, *profile, *home;
-	char		 pathbuf[PATH_MAX], *data = NULL;
-	size_t		 size = 0;
-	int		 n;
+	const char	*ak, *sk, *tok;
+	char		 none[2 * PATH_MAX + 64];
 	enum s3_status	 st;
 
 	memset(c, 0, sizeof(*c));
@@ -279,27 +485,14 @@ s3_creds_load(struct s3_creds *c, struct s3_error *err)
 		return S3_OK;
 	}
 
-	if ((profile = env("AWS_PROFILE")) == NULL)
-		profile = "default";
-	if ((path = env("AWS_SHARED_CREDENTIALS_FILE")) == NULL) {
-		if ((home = env("HOME")) == NULL)
-			return creds_fail(err, "no credentials: neither "
-			    "AWS_ACCESS_KEY_ID nor HOME is set");
-		n = snprintf(pathbuf, sizeof(pathbuf), "%s/.aws/credentials",
-		    home);
-		if (n < 0 || (size_t)n >= sizeof(pathbuf))
-			return creds_fail(err, "HOME is too long");
-		path = pathbuf;
-	}
-	if ((st = read_file(path, &data, &size, err)) != S3_OK)
-		goto out;
-	st = parse_file(data, path, profile, c, err);
-out:
-	if (data != NULL) {
-		explicit_bzero(data, size);
-		free(data);
-	}
+	none[0] = '\0';
+	if ((st = from_profile(c, none, sizeof(none), err)) == S3_ENOTFOUND)
+		st = creds_fail(err, "no credentials in the environment or in "
+		    "%s", none);
 	if (st != S3_OK)
-		s3_creds_release(c);
+		goto out;
+	return S3_OK;
+out:
+	s3_creds_release(c);
 	return st;
 }

@@ -62,8 +62,10 @@ struct s3_creds {
 /*
  * Credentials as the AWS CLI finds them: AWS_ACCESS_KEY_ID and
  * AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), else the profile
- * (AWS_PROFILE, default "default") in AWS_SHARED_CREDENTIALS_FILE or
- * ~/.aws/credentials. The caller frees with s3_creds_release.
+ * (AWS_PROFILE, default "default") in the credentials file
+ * (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials) and the config file
+ * (AWS_CONFIG_FILE, ~/.aws/config), the first winning key by key. The
+ * caller frees with s3_creds_release.
  */
 enum s3_status	 s3_creds_load(struct s3_creds *, struct s3_error *);
 void		 s3_creds_release(struct s3_creds *);

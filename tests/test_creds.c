@@ -1,7 +1,7 @@
 /*
- * creds: the environment, then the shared credentials file, as the AWS CLI
- * documents them. Each Criterion test runs in its own process, so setenv
- * here never leaks into another test.
+ * creds: the environment, then the shared credentials and config files, as
+ * the AWS CLI documents them. Each Criterion test runs in its own process,
+ * so setenv here never leaks into another test.
  */
 #include <sys/stat.h>
 
@@ -12,6 +12,7 @@
 
 #include <criterion/criterion.h>
 
+#include "helpers.h"
 #include "s3/s3.h"
 
 static char	 tmpdir[64];
@@ -42,15 +43,7 @@ clean_env(void)
 static void
 remove_tmp(void)
 {
-	char	 p[160];
-
-	unlink(credpath);
-	if ((size_t)snprintf(p, sizeof(p), "%s/.aws/credentials", tmpdir) <
-	    sizeof(p))
-		unlink(p);
-	if ((size_t)snprintf(p, sizeof(p), "%s/.aws", tmpdir) < sizeof(p))
-		rmdir(p);
-	rmdir(tmpdir);
+	th_rmtree(tmpdir);
 }
 
 TestSuite(creds, .init = clean_env, .fini = remove_tmp);
@@ -296,4 +289,124 @@ Test(creds, region_from_env)
 	cr_expect_str_eq(s3_region_from_env(), "ap-south-1");
 	cr_assert_eq(setenv("AWS_REGION", "", 1), 0);
 	cr_expect_str_eq(s3_region_from_env(), "eu-central-1");
+}
+
+/* ---- ~/.aws/config ------------------------------------------------------ */
+
+static char *
+aws_file(const char *name, const char *text)
+{
+	char	 p[160];
+
+	cr_assert_lt((size_t)snprintf(p, sizeof(p), "%s/.aws", tmpdir),
+	    sizeof(p));
+	(void)mkdir(p, 0700);
+	cr_assert_lt((size_t)snprintf(p, sizeof(p), "%s/.aws/%s", tmpdir,
+	    name), sizeof(p));
+	write_file(p, text);
+	return strdup(p);
+}
+
+Test(creds, config_file_profiles)
+{
+	struct s3_creds	 c;
+	struct s3_error	 e;
+
+	free(aws_file("config", "[default]\nregion = eu-west-1\n"
+	    "aws_access_key_id = CFGKEY\naws_secret_access_key = CFGSECRET\n"
+	    "s3 =\n    max_concurrent_requests = 20\n"
+	    "    addressing_style = path\n"
+	    "\n[profile other]\naws_access_key_id = OTHERKEY\n"
+	    "aws_secret_access_key = OTHERSECRET\n"
+	    "aws_session_token = OTHERTOK\n"
+	    "[sso-session corp]\nsso_region = us-east-1\n"
+	    "[bare]\naws_access_key_id = BAREKEY\n"
+	    "aws_secret_access_key = BARESECRET\n"));
+	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_expect_str_eq(c.access_key, "CFGKEY");
+	cr_expect_str_eq(c.secret_key, "CFGSECRET");
+	cr_expect_null(c.session_token);
+	s3_creds_release(&c);
+
+	cr_assert_eq(setenv("AWS_PROFILE", "other", 1), 0);
+	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_expect_str_eq(c.access_key, "OTHERKEY");
+	cr_expect_str_eq(c.session_token, "OTHERTOK");
+	s3_creds_release(&c);
+
+	/* In the config file "[bare]" is no profile: it needs "profile ". */
+	cr_assert_eq(setenv("AWS_PROFILE", "bare", 1), 0);
+	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_neq(strstr(e.message, "profile 'bare' not found"), NULL,
+	    "%s", e.message);
+	cr_expect_null(strstr(e.message, "BARESECRET"));
+}
+
+Test(creds, credentials_file_wins_key_by_key)
+{
+	struct s3_creds	 c;
+	struct s3_error	 e;
+	char		*cfg;
+
+	/* AWS_CONFIG_FILE names the config file; the token comes from it. */
+	cfg = aws_file("elsewhere", "[profile p]\naws_access_key_id = CFGKEY\n"
+	    "aws_secret_access_key = CFGSECRET\naws_session_token = CFGTOK\n");
+	cr_assert_eq(setenv("AWS_CONFIG_FILE", cfg, 1), 0);
+	cred_file("[p]\naws_access_key_id = CREDKEY\n"
+	    "aws_secret_access_key = CREDSECRET\n");
+	cr_assert_eq(setenv("AWS_PROFILE", "p", 1), 0);
+	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_expect_str_eq(c.access_key, "CREDKEY");
+	cr_expect_str_eq(c.secret_key, "CREDSECRET");
+	cr_expect_str_eq(c.session_token, "CFGTOK");
+	s3_creds_release(&c);
+	free(cfg);
+}
+
+Test(creds, config_file_refusals)
+{
+	static const struct {
+		const char	*text;
+		const char	*says;
+	} bad[] = {
+		{ "[default]\naws_access_key_id = a\n[profile default]\n",
+		    "appears twice" },
+		{ "[profile x]\nregion = eu-west-1\n[default]\n"
+		    "role_arn = arn:aws:iam::1:role/r\nsource_profile = x\n",
+		    "role_arn" },
+		{ "[default]\ncredential_process = /bin/creds\n",
+		    "credential_process" },
+		{ "[default]\nsso_session = corp\n", "sso_session" },
+		{ "[default]\naws_access_key_id = CFGKEY\n", "no aws_secret" },
+		/* A secret over two lines: configparser would join them. */
+		{ "[default]\naws_access_key_id = CFGKEY\n"
+		    "aws_secret_access_key =\n  CFGSECRET\n", "line 4" },
+	};
+	struct s3_creds	 c;
+	struct s3_error	 e;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		free(aws_file("config", bad[i].text));
+		cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS, "file %zu", i);
+		cr_expect_neq(strstr(e.message, bad[i].says), NULL,
+		    "file %zu: %s", i, e.message);
+		cr_expect_null(strstr(e.message, "CFGSECRET"), "file %zu", i);
+		cr_expect_null(c.access_key, "file %zu", i);
+	}
+}
+
+/* A profile with no keys is no source: the chain goes on. */
+Test(creds, profile_without_keys_is_skipped)
+{
+	struct s3_creds	 c;
+	struct s3_error	 e;
+
+	free(aws_file("config", "[default]\nregion = eu-west-1\n"));
+	free(aws_file("credentials", "[default]\n"));
+	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_neq(strstr(e.message, "no credentials"), NULL, "%s",
+	    e.message);
+	cr_expect_neq(strstr(e.message, ".aws/config"), NULL, "%s",
+	    e.message);
 }
