@@ -1,8 +1,9 @@
 /*
  * store: one set of calls over the two backends. The S3 side keeps the
- * credentials and the s3_config that every connection's client is made
- * from; the folder side shares one struct dirstore between connections,
- * which is safe because it holds nothing mutable but an fd.
+ * credentials provider (shared by every connection, thread-safe) and the
+ * s3_config that every connection's client is made from; the folder side
+ * shares one struct dirstore between connections, which is safe because
+ * it holds nothing mutable but an fd.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 
 struct store {
 	struct dirstore	*dir;		/* folder backend, or NULL */
-	struct s3_creds	 creds;
+	struct s3_creds_provider *creds;
 	struct s3_config s3cfg;
 	s3_log_fn	 log;
 	void		*log_arg;
@@ -62,7 +63,7 @@ store_new(const struct config *cfg, enum s3_status *st, struct s3_error *err)
 		*st = S3_OK;
 		return s;
 	}
-	if ((*st = s3_creds_load(&s->creds, err)) != S3_OK) {
+	if ((*st = s3_creds_provider_new(&s->creds, err)) != S3_OK) {
 		free(s);
 		return NULL;
 	}
@@ -77,7 +78,7 @@ store_new(const struct config *cfg, enum s3_status *st, struct s3_error *err)
 		.connect_timeout_ms = cfg->timeout_ms,
 		.low_speed_time_s = cfg->low_speed_time_s,
 		.max_retries = cfg->retries,
-		.creds = &s->creds,
+		.creds = s->creds,
 	};
 	snprintf(s->name, sizeof(s->name), "s3://%s", cfg->bucket);
 	return s;
@@ -91,7 +92,7 @@ store_free(struct store *s)
 	if (s->dir != NULL)
 		dirstore_free(s->dir);
 	else
-		s3_creds_release(&s->creds);
+		s3_creds_provider_free(s->creds);
 	free(s);
 }
 

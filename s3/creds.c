@@ -1,5 +1,11 @@
 /*
- * creds: credentials and region as the AWS CLI finds them.
+ * creds: credentials and region as the AWS CLI finds them, and the
+ * provider every request takes them from.
+ *
+ * The provider finds the credentials once, when it is made: the
+ * environment, else the profile in the shared files. It hands each request
+ * a copy of its own (s3_creds_snapshot), so that no client holds a pointer
+ * into it and a provider can later change what it hands out.
  *
  * The shared files (credentials and config) are read by a small strict
  * reader of our own: Debian's inih splits lines longer than 199 bytes, and
@@ -358,8 +364,8 @@ shared_path(const char *var, const char *name, char *dst, size_t len,
  * must exist.
  */
 static enum s3_status
-from_profile(struct s3_creds *c, char *none, size_t nonelen,
-    struct s3_error *err)
+from_profile(struct s3_creds *c, char *source, size_t srclen, char *none,
+    size_t nonelen, struct s3_error *err)
 {
 	static const char *const vars[2] = {
 		"AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
@@ -370,7 +376,7 @@ from_profile(struct s3_creds *c, char *none, size_t nonelen,
 	const char	*path[2], *profile, *from[PK_N];
 	char		**dst[PK_N];
 	enum s3_status	 st = S3_OK;
-	int		 explicit, f;
+	int		 explicit, f, n;
 	size_t		 i;
 
 	memset(pr, 0, sizeof(pr));
@@ -441,6 +447,11 @@ from_profile(struct s3_creds *c, char *none, size_t nonelen,
 		    from[PK_SECRET]);
 		goto out;
 	}
+	n = snprintf(source, srclen, "profile '%s'", profile);
+	if (n < 0 || (size_t)n >= srclen) {
+		st = creds_fail(err, "AWS_PROFILE is too long");
+		goto out;
+	}
 	st = S3_OK;
 out:
 	profile_release(&pr[0]);
@@ -458,8 +469,9 @@ dup_env(char **dst, const char *v, struct s3_error *err)
 	return S3_OK;
 }
 
-enum s3_status
-s3_creds_load(struct s3_creds *c, struct s3_error *err)
+/* The environment, else the profile; source names which. */
+static enum s3_status
+load(struct s3_creds *c, char *source, size_t srclen, struct s3_error *err)
 {
 	const char	*ak, *sk, *tok;
 	char		 none[2 * PATH_MAX + 64];
@@ -482,11 +494,13 @@ s3_creds_load(struct s3_creds *c, struct s3_error *err)
 		    (tok != NULL &&
 		    (st = dup_env(&c->session_token, tok, err)) != S3_OK))
 			goto out;
+		(void)snprintf(source, srclen, "environment");
 		return S3_OK;
 	}
 
 	none[0] = '\0';
-	if ((st = from_profile(c, none, sizeof(none), err)) == S3_ENOTFOUND)
+	if ((st = from_profile(c, source, srclen, none, sizeof(none), err)) ==
+	    S3_ENOTFOUND)
 		st = creds_fail(err, "no credentials in the environment or in "
 		    "%s", none);
 	if (st != S3_OK)
@@ -495,4 +509,84 @@ s3_creds_load(struct s3_creds *c, struct s3_error *err)
 out:
 	s3_creds_release(c);
 	return st;
+}
+
+struct s3_creds_provider {
+	char		 source[128];	/* for messages */
+	struct s3_creds	 cur;		/* never changes */
+};
+
+enum s3_status
+s3_creds_provider_new(struct s3_creds_provider **out, struct s3_error *err)
+{
+	struct s3_creds_provider	*p;
+	enum s3_status			 st;
+
+	*out = NULL;
+	s3_error_clear(err);
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		creds_fail(err, "out of memory");
+		return S3_ENOMEM;
+	}
+	if ((st = load(&p->cur, p->source, sizeof(p->source), err)) !=
+	    S3_OK) {
+		free(p);
+		return st;
+	}
+	*out = p;
+	return S3_OK;
+}
+
+struct s3_creds_provider *
+s3_creds_provider_static(const struct s3_creds *c)
+{
+	struct s3_creds_provider	*p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	(void)snprintf(p->source, sizeof(p->source), "static credentials");
+	p->cur.access_key = strdup(c->access_key);
+	p->cur.secret_key = strdup(c->secret_key);
+	if (c->session_token != NULL)
+		p->cur.session_token = strdup(c->session_token);
+	if (p->cur.access_key == NULL || p->cur.secret_key == NULL ||
+	    (c->session_token != NULL && p->cur.session_token == NULL)) {
+		s3_creds_provider_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void
+s3_creds_provider_free(struct s3_creds_provider *p)
+{
+	if (p == NULL)
+		return;
+	s3_creds_release(&p->cur);
+	free(p);
+}
+
+const char *
+s3_creds_provider_source(const struct s3_creds_provider *p)
+{
+	return p->source;
+}
+
+enum s3_status
+s3_creds_snapshot(struct s3_creds_provider *p, struct s3_creds *out,
+    struct s3_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	s3_error_clear(err);
+	out->access_key = strdup(p->cur.access_key);
+	out->secret_key = strdup(p->cur.secret_key);
+	if (p->cur.session_token != NULL)
+		out->session_token = strdup(p->cur.session_token);
+	if (out->access_key == NULL || out->secret_key == NULL ||
+	    (p->cur.session_token != NULL && out->session_token == NULL)) {
+		s3_creds_release(out);
+		creds_fail(err, "out of memory");
+		return S3_ENOMEM;
+	}
+	return S3_OK;
 }

@@ -59,18 +59,36 @@ struct s3_creds {
 	char	*session_token;		/* NULL when none */
 };
 
-/*
- * Credentials as the AWS CLI finds them: AWS_ACCESS_KEY_ID and
- * AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), else the profile
- * (AWS_PROFILE, default "default") in the credentials file
- * (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials) and the config file
- * (AWS_CONFIG_FILE, ~/.aws/config), the first winning key by key. The
- * caller frees with s3_creds_release.
- */
-enum s3_status	 s3_creds_load(struct s3_creds *, struct s3_error *);
+/* Wipe and free the strings; the struct may be filled again. */
 void		 s3_creds_release(struct s3_creds *);
 /* AWS_REGION, else AWS_DEFAULT_REGION, else NULL (empty counts as unset). */
 const char	*s3_region_from_env(void);
+
+/*
+ * A credentials provider: made once (in main, before the threads), shared
+ * by every client and thread. s3_creds_provider_new finds credentials as
+ * the AWS CLI does: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and
+ * AWS_SESSION_TOKEN), else the profile (AWS_PROFILE, default "default") in
+ * the credentials file (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials)
+ * and the config file (AWS_CONFIG_FILE, ~/.aws/config), the first winning
+ * key by key.
+ */
+struct s3_creds_provider;
+
+/* S3_OK with *out set, or S3_ECREDS (S3_ENOMEM) with err->message. */
+enum s3_status	 s3_creds_provider_new(struct s3_creds_provider **out,
+		    struct s3_error *);
+/* A provider that hands out a copy of c for ever; NULL: out of memory. */
+struct s3_creds_provider *s3_creds_provider_static(const struct s3_creds *c);
+void		 s3_creds_provider_free(struct s3_creds_provider *);
+/* Where the credentials come from: "environment", "profile 'x'", ... */
+const char	*s3_creds_provider_source(const struct s3_creds_provider *);
+/*
+ * A copy of the credentials for one request, safe from any thread; the
+ * caller frees out with s3_creds_release.
+ */
+enum s3_status	 s3_creds_snapshot(struct s3_creds_provider *,
+		    struct s3_creds *out, struct s3_error *);
 
 struct s3_config {
 	const char	*endpoint;	/* "http://127.0.0.1:7480"; NULL: AWS */
@@ -84,7 +102,7 @@ struct s3_config {
 	int		 max_retries;		/* attempts after the first; <0: 0 */
 	long		 retry_base_ms;		/* 0: 100 */
 	long		 retry_cap_ms;		/* 0: 5000 */
-	const struct s3_creds *creds;
+	struct s3_creds_provider *creds;	/* shared; not owned */
 };
 
 /* Counters a client keeps; the caller sums them over its clients. */

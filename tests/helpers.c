@@ -18,7 +18,7 @@
 extern char **environ;
 
 static struct th_env	env;
-static struct s3_creds	creds;
+static struct s3_creds_provider *creds;	/* the test user's, for ever */
 
 static const char *
 need(const char *name)
@@ -54,9 +54,13 @@ th_client(void)
 	struct s3_client	*c;
 
 	s3_global_init();
-	creds.access_key = (char *)e->access_key;
-	creds.secret_key = (char *)e->secret_key;
-	creds.session_token = NULL;
+	if (creds == NULL) {
+		struct s3_creds	 sc = { (char *)e->access_key,
+				    (char *)e->secret_key, NULL };
+
+		creds = s3_creds_provider_static(&sc);
+		cr_assert(creds != NULL);
+	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.endpoint = e->endpoint;
 	cfg.bucket = e->bucket;
@@ -64,7 +68,7 @@ th_client(void)
 	cfg.path_style = 1;
 	cfg.tls_verify = 1;
 	cfg.max_retries = 3;
-	cfg.creds = &creds;
+	cfg.creds = creds;
 	c = s3_client_new(&cfg);
 	cr_assert(c != NULL, "cannot make an S3 client");
 	return c;

@@ -70,6 +70,21 @@ cred_file(const char *text)
 #define AK	"AKIAIOSFODNN7EXAMPLE"
 #define SK	"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
+/* As a run starts: a provider, and the credentials it hands out. */
+static enum s3_status
+load(struct s3_creds *c, struct s3_error *e)
+{
+	struct s3_creds_provider	*p;
+	enum s3_status			 st;
+
+	memset(c, 0, sizeof(*c));
+	if ((st = s3_creds_provider_new(&p, e)) != S3_OK)
+		return st;
+	st = s3_creds_snapshot(p, c, e);
+	s3_creds_provider_free(p);
+	return st;
+}
+
 Test(creds, env_keys)
 {
 	struct s3_creds	 c;
@@ -77,7 +92,7 @@ Test(creds, env_keys)
 
 	cr_assert_eq(setenv("AWS_ACCESS_KEY_ID", AK, 1), 0);
 	cr_assert_eq(setenv("AWS_SECRET_ACCESS_KEY", SK, 1), 0);
-	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_assert_eq(load(&c, &e), S3_OK, "%s", e.message);
 	cr_expect_str_eq(c.access_key, AK);
 	cr_expect_str_eq(c.secret_key, SK);
 	cr_expect_null(c.session_token);
@@ -87,13 +102,13 @@ Test(creds, env_keys)
 	s3_creds_release(&c);
 
 	cr_assert_eq(setenv("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLE", 1), 0);
-	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_assert_eq(load(&c, &e), S3_OK, "%s", e.message);
 	cr_expect_str_eq(c.session_token, "FwoGZXIvYXdzEXAMPLE");
 	s3_creds_release(&c);
 	cr_expect_null(c.session_token);
 
 	cr_assert_eq(setenv("AWS_SESSION_TOKEN", "", 1), 0);
-	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_assert_eq(load(&c, &e), S3_OK, "%s", e.message);
 	cr_expect_null(c.session_token);
 	s3_creds_release(&c);
 }
@@ -107,7 +122,7 @@ Test(creds, env_beats_file)
 	    "aws_secret_access_key = FILESECRET\n");
 	cr_assert_eq(setenv("AWS_ACCESS_KEY_ID", AK, 1), 0);
 	cr_assert_eq(setenv("AWS_SECRET_ACCESS_KEY", SK, 1), 0);
-	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_assert_eq(load(&c, &e), S3_OK, "%s", e.message);
 	cr_expect_str_eq(c.access_key, AK);
 	s3_creds_release(&c);
 }
@@ -120,7 +135,7 @@ Test(creds, env_only_access_key)
 	cred_file("[default]\naws_access_key_id = FILEKEY\n"
 	    "aws_secret_access_key = FILESECRET\n");
 	cr_assert_eq(setenv("AWS_ACCESS_KEY_ID", AK, 1), 0);
-	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_eq(load(&c, &e), S3_ECREDS);
 	cr_expect_neq(strstr(e.message, "AWS_SECRET_ACCESS_KEY is not"), NULL,
 	    "%s", e.message);
 	cr_expect_null(strstr(e.message, AK));
@@ -134,7 +149,7 @@ Test(creds, env_only_secret_key)
 	struct s3_error	 e;
 
 	cr_assert_eq(setenv("AWS_SECRET_ACCESS_KEY", SK, 1), 0);
-	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_eq(load(&c, &e), S3_ECREDS);
 	cr_expect_neq(strstr(e.message, "AWS_ACCESS_KEY_ID is not"), NULL,
 	    "%s", e.message);
 	cr_expect_null(strstr(e.message, SK));
@@ -158,14 +173,14 @@ Test(creds, file_default_and_named_profile)
 	    "  AWS_Access_Key_Id : OTHERKEY  \r\n"
 	    "\taws_secret_access_key = other/secret+with=equals \r\n"
 	    "aws_session_token = tok\r\n");
-	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_assert_eq(load(&c, &e), S3_OK, "%s", e.message);
 	cr_expect_str_eq(c.access_key, AK);
 	cr_expect_str_eq(c.secret_key, SK);
 	cr_expect_null(c.session_token);
 	s3_creds_release(&c);
 
 	cr_assert_eq(setenv("AWS_PROFILE", "other", 1), 0);
-	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_assert_eq(load(&c, &e), S3_OK, "%s", e.message);
 	cr_expect_str_eq(c.access_key, "OTHERKEY");
 	cr_expect_str_eq(c.secret_key, "other/secret+with=equals");
 	cr_expect_str_eq(c.session_token, "tok");
@@ -185,7 +200,7 @@ Test(creds, home_fallback)
 	    tmpdir), sizeof(p));
 	write_file(p, "[default]\naws_access_key_id = HOMEKEY\n"
 	    "aws_secret_access_key = HOMESECRET\n");
-	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_assert_eq(load(&c, &e), S3_OK, "%s", e.message);
 	cr_expect_str_eq(c.access_key, "HOMEKEY");
 	s3_creds_release(&c);
 }
@@ -195,11 +210,11 @@ Test(creds, no_credentials_anywhere)
 	struct s3_creds	 c;
 	struct s3_error	 e;
 
-	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_eq(load(&c, &e), S3_ECREDS);
 	cr_expect_neq(strstr(e.message, ".aws/credentials"), NULL, "%s",
 	    e.message);
 	cr_assert_eq(unsetenv("HOME"), 0);
-	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_eq(load(&c, &e), S3_ECREDS);
 	cr_expect_neq(e.message[0], '\0');
 }
 
@@ -219,7 +234,7 @@ Test(creds, long_session_token_line)
 	    "aws_session_token = %s\naws_access_key_id = %s\n"
 	    "aws_secret_access_key = %s\n", tok, AK, SK), sizeof(text));
 	cred_file(text);
-	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_assert_eq(load(&c, &e), S3_OK, "%s", e.message);
 	cr_expect_eq(strlen(c.session_token), 1200);
 	cr_expect_str_eq(c.session_token, tok);
 	cr_expect_str_eq(c.access_key, AK);
@@ -232,21 +247,21 @@ Test(creds, missing_profile_or_key)
 	struct s3_error	 e;
 
 	cred_file("[default]\naws_access_key_id = " AK "\n");
-	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_eq(load(&c, &e), S3_ECREDS);
 	cr_expect_neq(strstr(e.message, "aws_secret_access_key"), NULL, "%s",
 	    e.message);
 	cr_expect_null(strstr(e.message, AK));
 	cr_expect_null(c.access_key);
 
 	cred_file("[default]\naws_secret_access_key = " SK "\n");
-	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_eq(load(&c, &e), S3_ECREDS);
 	cr_expect_neq(strstr(e.message, "aws_access_key_id"), NULL, "%s",
 	    e.message);
 	cr_expect_null(strstr(e.message, SK));
 	cr_expect_null(c.secret_key);
 
 	cr_assert_eq(setenv("AWS_PROFILE", "nosuch", 1), 0);
-	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_eq(load(&c, &e), S3_ECREDS);
 	cr_expect_neq(strstr(e.message, "'nosuch'"), NULL, "%s", e.message);
 }
 
@@ -269,14 +284,14 @@ Test(creds, strict_reader)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cred_file(bad[i]);
-		cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS, "file %zu", i);
+		cr_expect_eq(load(&c, &e), S3_ECREDS, "file %zu", i);
 		cr_expect_neq(e.message[0], '\0', "file %zu", i);
 		cr_expect_null(strstr(e.message, SK), "file %zu: %s", i,
 		    e.message);
 		cr_expect_null(c.access_key, "file %zu", i);
 	}
 	cred_file("[default]\naws_access_key_id " SK "\n");
-	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_eq(load(&c, &e), S3_ECREDS);
 	cr_expect_neq(strstr(e.message, "line 2"), NULL, "%s", e.message);
 }
 
@@ -322,21 +337,21 @@ Test(creds, config_file_profiles)
 	    "[sso-session corp]\nsso_region = us-east-1\n"
 	    "[bare]\naws_access_key_id = BAREKEY\n"
 	    "aws_secret_access_key = BARESECRET\n"));
-	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_assert_eq(load(&c, &e), S3_OK, "%s", e.message);
 	cr_expect_str_eq(c.access_key, "CFGKEY");
 	cr_expect_str_eq(c.secret_key, "CFGSECRET");
 	cr_expect_null(c.session_token);
 	s3_creds_release(&c);
 
 	cr_assert_eq(setenv("AWS_PROFILE", "other", 1), 0);
-	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_assert_eq(load(&c, &e), S3_OK, "%s", e.message);
 	cr_expect_str_eq(c.access_key, "OTHERKEY");
 	cr_expect_str_eq(c.session_token, "OTHERTOK");
 	s3_creds_release(&c);
 
 	/* In the config file "[bare]" is no profile: it needs "profile ". */
 	cr_assert_eq(setenv("AWS_PROFILE", "bare", 1), 0);
-	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_eq(load(&c, &e), S3_ECREDS);
 	cr_expect_neq(strstr(e.message, "profile 'bare' not found"), NULL,
 	    "%s", e.message);
 	cr_expect_null(strstr(e.message, "BARESECRET"));
@@ -355,7 +370,7 @@ Test(creds, credentials_file_wins_key_by_key)
 	cred_file("[p]\naws_access_key_id = CREDKEY\n"
 	    "aws_secret_access_key = CREDSECRET\n");
 	cr_assert_eq(setenv("AWS_PROFILE", "p", 1), 0);
-	cr_assert_eq(s3_creds_load(&c, &e), S3_OK, "%s", e.message);
+	cr_assert_eq(load(&c, &e), S3_OK, "%s", e.message);
 	cr_expect_str_eq(c.access_key, "CREDKEY");
 	cr_expect_str_eq(c.secret_key, "CREDSECRET");
 	cr_expect_str_eq(c.session_token, "CFGTOK");
@@ -388,7 +403,7 @@ Test(creds, config_file_refusals)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		free(aws_file("config", bad[i].text));
-		cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS, "file %zu", i);
+		cr_expect_eq(load(&c, &e), S3_ECREDS, "file %zu", i);
 		cr_expect_neq(strstr(e.message, bad[i].says), NULL,
 		    "file %zu: %s", i, e.message);
 		cr_expect_null(strstr(e.message, "CFGSECRET"), "file %zu", i);
@@ -404,9 +419,41 @@ Test(creds, profile_without_keys_is_skipped)
 
 	free(aws_file("config", "[default]\nregion = eu-west-1\n"));
 	free(aws_file("credentials", "[default]\n"));
-	cr_expect_eq(s3_creds_load(&c, &e), S3_ECREDS);
+	cr_expect_eq(load(&c, &e), S3_ECREDS);
 	cr_expect_neq(strstr(e.message, "no credentials"), NULL, "%s",
 	    e.message);
 	cr_expect_neq(strstr(e.message, ".aws/config"), NULL, "%s",
 	    e.message);
+}
+
+Test(creds, sources_and_static_provider)
+{
+	struct s3_creds			 in = { AK, SK, NULL }, c;
+	struct s3_creds_provider	*p;
+	struct s3_error			 e;
+
+	cr_assert_eq(setenv("AWS_ACCESS_KEY_ID", AK, 1), 0);
+	cr_assert_eq(setenv("AWS_SECRET_ACCESS_KEY", SK, 1), 0);
+	cr_assert_eq(s3_creds_provider_new(&p, &e), S3_OK, "%s", e.message);
+	cr_expect_str_eq(s3_creds_provider_source(p), "environment");
+	s3_creds_provider_free(p);
+	cr_assert_eq(unsetenv("AWS_ACCESS_KEY_ID"), 0);
+	cr_assert_eq(unsetenv("AWS_SECRET_ACCESS_KEY"), 0);
+	cred_file("[p]\naws_access_key_id = FILEKEY\n"
+	    "aws_secret_access_key = FILESECRET\n");
+	cr_assert_eq(setenv("AWS_PROFILE", "p", 1), 0);
+	cr_assert_eq(s3_creds_provider_new(&p, &e), S3_OK, "%s", e.message);
+	cr_expect_str_eq(s3_creds_provider_source(p), "profile 'p'");
+	s3_creds_provider_free(p);
+
+	cr_assert_not_null(p = s3_creds_provider_static(&in));
+	cr_expect_str_eq(s3_creds_provider_source(p), "static credentials");
+	cr_assert_eq(s3_creds_snapshot(p, &c, &e), S3_OK);
+	cr_expect_str_eq(c.access_key, AK);
+	cr_expect_str_eq(c.secret_key, SK);
+	cr_expect_null(c.session_token);
+	/* A copy: the caller's to wipe and free. */
+	cr_expect_neq(c.access_key, in.access_key);
+	s3_creds_release(&c);
+	s3_creds_provider_free(p);
 }
