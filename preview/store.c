@@ -30,10 +30,12 @@ struct store_conn {
 struct store *
 store_new(const struct config *cfg, enum s3_status *st, struct s3_error *err)
 {
-	struct store	*s;
-	const char	*region;
+	struct store		*s;
+	struct s3_creds_opts	 co;
+	const char		*region;
 
 	s3_error_clear(err);
+	memset(&co, 0, sizeof(co));
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		*st = S3_ENOMEM;
 		return NULL;
@@ -63,11 +65,12 @@ store_new(const struct config *cfg, enum s3_status *st, struct s3_error *err)
 		*st = S3_OK;
 		return s;
 	}
-	if ((*st = s3_creds_provider_new(&s->creds, err)) != S3_OK) {
+	region = cfg->region != NULL ? cfg->region : s3_region_from_env();
+	co.region = region;
+	if ((*st = s3_creds_provider_new(&co, &s->creds, err)) != S3_OK) {
 		free(s);
 		return NULL;
 	}
-	region = cfg->region != NULL ? cfg->region : s3_region_from_env();
 	s->s3cfg = (struct s3_config){
 		.endpoint = cfg->endpoint,
 		.bucket = cfg->bucket,

@@ -56,7 +56,7 @@ th_client(void)
 	s3_global_init();
 	if (creds == NULL) {
 		struct s3_creds	 sc = { (char *)e->access_key,
-				    (char *)e->secret_key, NULL };
+				    (char *)e->secret_key, NULL, 0 };
 
 		creds = s3_creds_provider_static(&sc);
 		cr_assert(creds != NULL);
@@ -376,6 +376,22 @@ th_expect_exit(const struct th_run *r, int code, const char *what)
 	cr_assert_eq(r->status, code, "%s: exit %d, expected %d; stderr: "
 	    "%.3000s\nstdout: %.1000s", what, r->status, code, r->err.data,
 	    r->out.data);
+}
+
+void
+th_expect_no_secret(const char *text, const char *secret, int parts,
+    const char *what)
+{
+	size_t	len = strlen(secret), i;
+	char	part[13];
+
+	cr_expect(strstr(text, secret) == NULL, "%s shows a secret", what);
+	for (i = 4; parts && i + 12 + 4 <= len; i += 6) {
+		memcpy(part, secret + i, 12);
+		part[12] = '\0';
+		cr_expect(strstr(text, part) == NULL, "%s shows part of a "
+		    "secret: '%s'", what, part);
+	}
 }
 
 int

@@ -123,7 +123,7 @@ fill_s3(const char *prefix, unsigned n, unsigned nthreads)
 		fprintf(stderr, "fill: cannot start libcurl\n");
 		return 1;
 	}
-	if ((st = s3_creds_provider_new(&creds, &err)) != S3_OK) {
+	if ((st = s3_creds_provider_new(NULL, &creds, &err)) != S3_OK) {
 		fprintf(stderr, "fill: credentials: %s\n",
 		    s3_error_text(st, &err, text, sizeof(text)));
 		goto out;
