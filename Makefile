@@ -147,7 +147,7 @@ demo-installed: $(PREWCTL)
 FUZZ_B	?= build-fuzz
 FUZZ_CC	?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = listxml s3error sigv4 config
+FUZZ_TARGETS = listxml s3error sigv4 config creds
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = $(WFLAGS) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
 	$(PKG_CFLAGS) $(CPPFLAGS)

@@ -52,7 +52,7 @@ struct s3_client {
 	int		 max_retries;
 	long		 retry_base_ms;
 	long		 retry_cap_ms;
-	const struct s3_creds *creds;
+	struct s3_creds_provider *creds;
 	volatile sig_atomic_t *cancel;
 	s3_log_fn	 log;
 	void		*log_arg;
@@ -465,6 +465,7 @@ attempt(struct s3_client *c, const struct req *q, struct s3_error *err)
 	struct sigv4_header	 hdrs[32];
 	struct sigv4_request	 sr;
 	struct sigv4_key	 sk;
+	struct s3_creds		 cr;
 	struct sigv4		 sig;
 	struct curl_slist	*list = NULL;
 	struct buf		 path, host, url;
@@ -484,8 +485,13 @@ attempt(struct s3_client *c, const struct req *q, struct s3_error *err)
 	r.req = q;
 	r.content_length = -1;
 	buf_init(&r.errbody, ERROR_BODY_MAX);
+	memset(&cr, 0, sizeof(cr));
 	s3_error_clear(err);
 
+	/* Each attempt signs with the provider's credentials of the moment. */
+	if ((st = s3_creds_snapshot(c->creds, &cr, err)) != S3_OK)
+		goto out;
+	st = S3_ENOMEM;
 	if (build_target(c, q->key, &path, &host) != 0)
 		goto out;
 	if (q->body != NULL && q->body_len > 0)
@@ -498,9 +504,9 @@ attempt(struct s3_client *c, const struct req *q, struct s3_error *err)
 	hdrs[nh++] = (struct sigv4_header){ "host", host.data };
 	hdrs[nh++] = (struct sigv4_header){ "x-amz-content-sha256", payload };
 	hdrs[nh++] = (struct sigv4_header){ "x-amz-date", amz_date };
-	if (c->creds->session_token != NULL)
+	if (cr.session_token != NULL)
 		hdrs[nh++] = (struct sigv4_header){ "x-amz-security-token",
-		    c->creds->session_token };
+		    cr.session_token };
 	if (q->content_md5 != NULL)
 		hdrs[nh++] = (struct sigv4_header){ "content-md5",
 		    q->content_md5 };
@@ -539,8 +545,8 @@ attempt(struct s3_client *c, const struct req *q, struct s3_error *err)
 
 	sr = (struct sigv4_request){ q->method, path.data, q->query, hdrs, nh,
 	    payload };
-	sk = (struct sigv4_key){ c->creds->access_key, c->creds->secret_key,
-	    c->region, "s3" };
+	sk = (struct sigv4_key){ cr.access_key, cr.secret_key, c->region,
+	    "s3" };
 	if (sigv4_sign(&sr, &sk, now, &sig) != 0) {
 		st = S3_EINVAL;
 		goto out;
@@ -678,6 +684,7 @@ attempt(struct s3_client *c, const struct req *q, struct s3_error *err)
 	st = S3_OK;
 out:
 	curl_slist_free_all(list);
+	s3_creds_release(&cr);
 	sigv4_release(&sig);
 	buf_release(&path);
 	buf_release(&host);

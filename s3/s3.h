@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "buf.h"
 
@@ -57,18 +58,67 @@ struct s3_creds {
 	char	*access_key;
 	char	*secret_key;
 	char	*session_token;		/* NULL when none */
+	time_t	 expires;		/* 0: never (static credentials) */
 };
 
-/*
- * Credentials as the AWS CLI finds them: AWS_ACCESS_KEY_ID and
- * AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), else the profile
- * (AWS_PROFILE, default "default") in AWS_SHARED_CREDENTIALS_FILE or
- * ~/.aws/credentials. The caller frees with s3_creds_release.
- */
-enum s3_status	 s3_creds_load(struct s3_creds *, struct s3_error *);
+/* Wipe and free the strings; the struct may be filled again. */
 void		 s3_creds_release(struct s3_creds *);
 /* AWS_REGION, else AWS_DEFAULT_REGION, else NULL (empty counts as unset). */
 const char	*s3_region_from_env(void);
+
+/*
+ * A credentials provider: made once (in main, before the threads), shared
+ * by every client and thread. s3_creds_provider_new walks the AWS SDKs'
+ * chain and keeps the first source that is set:
+ *
+ *  1. the environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+ *     (AWS_SESSION_TOKEN);
+ *  2. web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN
+ *     (AWS_ROLE_SESSION_NAME), exchanged at STS (AssumeRoleWithWebIdentity
+ *     at https://sts.REGION.amazonaws.com or AWS_ENDPOINT_URL_STS);
+ *  3. the profile AWS_PROFILE (default "default") in the shared
+ *     credentials file (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials)
+ *     and the config file (AWS_CONFIG_FILE, ~/.aws/config), the
+ *     credentials file winning key by key;
+ *  4. the container endpoint (ECS, EKS, AWS Batch):
+ *     AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI, with
+ *     AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE or _TOKEN;
+ *  5. the EC2 instance profile through IMDSv2 (AWS_EC2_METADATA_DISABLED,
+ *     AWS_EC2_METADATA_SERVICE_ENDPOINT).
+ *
+ * A source that is set but fails is an error, not a reason to try the
+ * next (as in the SDKs). Credentials of 2, 4 and 5 expire; the provider
+ * fetches new ones from the same source when they expire within five
+ * minutes. s3_creds_snapshot is safe from any thread.
+ */
+struct s3_creds_provider;
+
+struct s3_creds_opts {
+	const char	*region;	/* STS region; NULL: us-east-1 */
+	/* For tests; NULL: the real ones. */
+	const char	*container_host;	/* "http://169.254.170.2" */
+	time_t		(*clock)(void *arg);	/* time(NULL) */
+	void		*clock_arg;
+};
+
+/* S3_OK with *out set, or S3_ECREDS (S3_ENOMEM) with err->message. */
+enum s3_status	 s3_creds_provider_new(const struct s3_creds_opts *,
+		    struct s3_creds_provider **out, struct s3_error *);
+/* A provider that hands out a copy of c for ever; NULL: out of memory. */
+struct s3_creds_provider *s3_creds_provider_static(const struct s3_creds *c);
+void		 s3_creds_provider_free(struct s3_creds_provider *);
+/* Where the credentials come from: "environment", "profile 'x'", ... */
+const char	*s3_creds_provider_source(const struct s3_creds_provider *);
+/*
+ * A consistent copy of the current credentials for one request, fetched
+ * again first when they expire within five minutes (one thread fetches,
+ * the others go on with the old ones while those are valid). A failed
+ * fetch keeps the old credentials until they expire; then it is
+ * S3_ECREDS. The caller frees out with s3_creds_release; err->message
+ * never holds a secret.
+ */
+enum s3_status	 s3_creds_snapshot(struct s3_creds_provider *,
+		    struct s3_creds *out, struct s3_error *);
 
 struct s3_config {
 	const char	*endpoint;	/* "http://127.0.0.1:7480"; NULL: AWS */
@@ -82,7 +132,7 @@ struct s3_config {
 	int		 max_retries;		/* attempts after the first; <0: 0 */
 	long		 retry_base_ms;		/* 0: 100 */
 	long		 retry_cap_ms;		/* 0: 5000 */
-	const struct s3_creds *creds;
+	struct s3_creds_provider *creds;	/* shared; not owned */
 };
 
 /* Counters a client keeps; the caller sums them over its clients. */

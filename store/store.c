@@ -1,7 +1,8 @@
 /*
  * store: one set of calls over the two backends. The S3 side keeps the
- * credentials and the s3_config that every connection's client is made
- * from, and turns s3/'s statuses into the store's (one place: from_s3);
+ * credentials provider (shared by every connection, thread-safe) and the
+ * s3_config that every connection's client is made from, and turns s3/'s
+ * statuses into the store's (one place: from_s3);
  * the folder side shares one struct dirstore between connections, which
  * is safe because it holds nothing mutable but an fd.
  */
@@ -13,7 +14,7 @@
 
 struct store {
 	struct dirstore	*dir;		/* folder backend, or NULL */
-	struct s3_creds	 creds;
+	struct s3_creds_provider *creds;
 	struct s3_config s3cfg;
 	s3_log_fn	 log;
 	void		*log_arg;
@@ -211,12 +212,14 @@ struct store *
 store_new(const struct config *cfg, enum store_status *st,
     struct store_error *err)
 {
-	struct store	*s;
-	struct s3_error	 se;
-	enum s3_status	 s3st;
-	const char	*region;
+	struct store		*s;
+	struct s3_creds_opts	 co;
+	struct s3_error		 se;
+	enum s3_status		 s3st;
+	const char		*region;
 
 	store_error_clear(err);
+	memset(&co, 0, sizeof(co));
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		*st = STORE_ENOMEM;
 		return NULL;
@@ -246,12 +249,13 @@ store_new(const struct config *cfg, enum store_status *st,
 		return s;
 	}
 	s3_error_clear(&se);
-	if ((s3st = s3_creds_load(&s->creds, &se)) != S3_OK) {
+	region = cfg->region != NULL ? cfg->region : s3_region_from_env();
+	co.region = region;
+	if ((s3st = s3_creds_provider_new(&co, &s->creds, &se)) != S3_OK) {
 		*st = from_s3(s3st, &se, err);
 		free(s);
 		return NULL;
 	}
-	region = cfg->region != NULL ? cfg->region : s3_region_from_env();
 	s->s3cfg = (struct s3_config){
 		.endpoint = cfg->endpoint,
 		.bucket = cfg->bucket,
@@ -262,7 +266,7 @@ store_new(const struct config *cfg, enum store_status *st,
 		.connect_timeout_ms = cfg->timeout_ms,
 		.low_speed_time_s = cfg->low_speed_time_s,
 		.max_retries = cfg->retries,
-		.creds = &s->creds,
+		.creds = s->creds,
 	};
 	*st = STORE_OK;
 	return s;
@@ -276,7 +280,7 @@ store_free(struct store *s)
 	if (s->dir != NULL)
 		dirstore_free(s->dir);
 	else
-		s3_creds_release(&s->creds);
+		s3_creds_provider_free(s->creds);
 	free(s);
 }
 

@@ -19,7 +19,7 @@
 extern char **environ;
 
 static struct th_env	env;
-static struct s3_creds	creds;
+static struct s3_creds_provider *creds;	/* the test user's, for ever */
 
 static const char *
 need(const char *name)
@@ -55,9 +55,13 @@ th_client(void)
 	struct s3_client	*c;
 
 	s3_global_init();
-	creds.access_key = (char *)e->access_key;
-	creds.secret_key = (char *)e->secret_key;
-	creds.session_token = NULL;
+	if (creds == NULL) {
+		struct s3_creds	 sc = { (char *)e->access_key,
+				    (char *)e->secret_key, NULL, 0 };
+
+		creds = s3_creds_provider_static(&sc);
+		cr_assert(creds != NULL);
+	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.endpoint = e->endpoint;
 	cfg.bucket = e->bucket;
@@ -65,7 +69,7 @@ th_client(void)
 	cfg.path_style = 1;
 	cfg.tls_verify = 1;
 	cfg.max_retries = 3;
-	cfg.creds = &creds;
+	cfg.creds = creds;
 	c = s3_client_new(&cfg);
 	cr_assert(c != NULL, "cannot make an S3 client");
 	return c;
@@ -397,6 +401,22 @@ th_expect_exit(const struct th_run *r, int code, const char *what)
 	cr_assert_eq(r->status, code, "%s: exit %d, expected %d; stderr: "
 	    "%.3000s\nstdout: %.1000s", what, r->status, code, r->err.data,
 	    r->out.data);
+}
+
+void
+th_expect_no_secret(const char *text, const char *secret, int parts,
+    const char *what)
+{
+	size_t	len = strlen(secret), i;
+	char	part[13];
+
+	cr_expect(strstr(text, secret) == NULL, "%s shows a secret", what);
+	for (i = 4; parts && i + 12 + 4 <= len; i += 6) {
+		memcpy(part, secret + i, 12);
+		part[12] = '\0';
+		cr_expect(strstr(text, part) == NULL, "%s shows part of a "
+		    "secret: '%s'", what, part);
+	}
 }
 
 int

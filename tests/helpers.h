@@ -84,6 +84,14 @@ void		 th_rmtree(const char *path);
 void		 th_expect_exit(const struct th_run *r, int code,
 		    const char *what);
 
+/*
+ * Expect secret in text neither whole nor, with parts, as any 12
+ * characters of its middle (only for secrets made by a test, whose every
+ * part is distinctive).
+ */
+void		 th_expect_no_secret(const char *text, const char *secret,
+		    int parts, const char *what);
+
 /* Read a whole local file into b; asserts on failure. */
 void		 th_read_file(const char *path, struct buf *b);
 /* A whole local file in a new NUL-terminated string; asserts on failure. */

@@ -35,6 +35,7 @@ static uint8_t	 *fr_data;
 } while (0)
 
 #include "tests/fuzz/fuzz_config.c"
+#include "tests/fuzz/fuzz_creds.c"
 #include "tests/fuzz/fuzz_listxml.c"
 #include "tests/fuzz/fuzz_s3error.c"
 #include "tests/fuzz/fuzz_sigv4.c"
@@ -176,6 +177,11 @@ Test(fuzzregress, sigv4)
 Test(fuzzregress, config)
 {
 	fr_target_run("config", config_one);
+}
+
+Test(fuzzregress, creds)
+{
+	fr_target_run("creds", creds_one);
 }
 
 /* The harness reads a page as the S3 documentation says it reads. */

@@ -95,7 +95,7 @@ static int
 fill_s3(const char *prefix, unsigned n, unsigned nthreads)
 {
 	struct shared	 sh;
-	struct s3_creds	 creds = { 0 };
+	struct s3_creds_provider *creds = NULL;
 	struct s3_error	 err;
 	pthread_t	*t = NULL;
 	unsigned	 i, started = 0;
@@ -119,17 +119,16 @@ fill_s3(const char *prefix, unsigned n, unsigned nthreads)
 		    "PREWCTL_TEST_BUCKET must be set\n");
 		return 1;
 	}
-	s3_error_clear(&err);
-	if ((st = s3_creds_load(&creds, &err)) != S3_OK) {
-		fprintf(stderr, "fill: credentials: %s\n",
-		    s3_error_text(st, &err, text, sizeof(text)));
-		return 1;
-	}
-	sh.cfg.creds = &creds;
 	if (s3_global_init() != 0) {
 		fprintf(stderr, "fill: cannot start libcurl\n");
+		return 1;
+	}
+	if ((st = s3_creds_provider_new(NULL, &creds, &err)) != S3_OK) {
+		fprintf(stderr, "fill: credentials: %s\n",
+		    s3_error_text(st, &err, text, sizeof(text)));
 		goto out;
 	}
+	sh.cfg.creds = creds;
 	if ((t = calloc(nthreads, sizeof(*t))) == NULL) {
 		fprintf(stderr, "fill: out of memory\n");
 		goto out;
@@ -149,8 +148,8 @@ fill_s3(const char *prefix, unsigned n, unsigned nthreads)
 	rc = 0;
 out:
 	free(t);
+	s3_creds_provider_free(creds);
 	s3_global_cleanup();
-	s3_creds_release(&creds);
 	return rc;
 }
 
