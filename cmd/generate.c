@@ -167,7 +167,7 @@ gen_done(void *arg, struct job *j)
 			break;
 		case MAKE_SKIPPED:
 			c->skipped++;
-			if (strstr(p->error, "stamp") != NULL)
+			if (p->why == WHY_UNSTORED)
 				g->nlost_skips++;
 			if (g->ctx->verbose)
 				cmd_report("skipped '%s': %s", p->key.data,
@@ -278,10 +278,12 @@ stamp_written(void *arg, const struct preset *p, int existed)
 }
 
 static void
-guard_lost(void *arg, size_t preset)
+guard_lost(void *arg, size_t preset, int lost)
 {
 	struct gen	*g = arg;
 
+	if (!lost)
+		return;
 	cmd_error("preset '%s' was changed on storage by another run: its "
 	    "stamp no longer matches this configuration, so no more of its "
 	    "previews are written", g->eng.presets[preset]->name);
@@ -423,7 +425,7 @@ start_pool(struct gen *g, long ncpu)
 		cmd_error("cannot start libvips: %s", msg);
 		return EXIT_STORAGE;
 	}
-	if ((g->guard = engine_guard(&g->eng, &cbs)) == NULL ||
+	if ((g->guard = engine_guard(&g->eng, 0, &cbs)) == NULL ||
 	    guard_start(g->guard, 10 * 1000) != 0) {
 		cmd_error("out of memory");
 		return EXIT_STORAGE;
@@ -503,7 +505,7 @@ run(struct gen *g, const struct cmd_args *a)
 		json_array(g->json);
 	}
 	if (!g->o.dry_run) {
-		if ((est = engine_write_stamps(&g->eng, stamp_written, g,
+		if ((est = engine_write_stamps(&g->eng, 0, stamp_written, g,
 		    &e)) != ENG_OK)
 			return cmd_engine_fail(est, &e);
 		if ((code = start_pool(g, cmd_ncpu())) != EXIT_DONE) {

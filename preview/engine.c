@@ -213,8 +213,8 @@ engine_close(struct engine *eng)
 }
 
 enum eng_status
-engine_write_stamps(struct engine *eng, eng_stamp_fn fn, void *arg,
-    struct eng_error *e)
+engine_write_stamps(struct engine *eng, int missing_only, eng_stamp_fn fn,
+    void *arg, struct eng_error *e)
 {
 	struct timespec		 ts = { 1, 50 * 1000000L };
 	struct buf		 key;
@@ -224,7 +224,8 @@ engine_write_stamps(struct engine *eng, eng_stamp_fn fn, void *arg,
 
 	memset(e, 0, sizeof(*e));
 	for (i = 0; i < eng->npresets; i++) {
-		if (!eng->dp[i].changed)
+		if (!eng->dp[i].changed ||
+		    (missing_only && eng->stamps.v[i].exists))
 			continue;
 		st = stamp_write(eng->conn, eng->cfg->previews,
 		    &eng->stamps.v[i], &e->err);
@@ -239,6 +240,11 @@ engine_write_stamps(struct engine *eng, eng_stamp_fn fn, void *arg,
 		if (fn != NULL)
 			fn(arg, eng->presets[i], eng->stamps.v[i].exists);
 		wrote = 1;
+		/* A stamp missing before is ours now. */
+		if (missing_only) {
+			eng->stamps.v[i].current = 1;
+			eng->stamps.v[i].etag[0] = '\0';
+		}
 	}
 	/* The other half of "not newer than its stamp is stale" (diff.c). */
 	if (wrote)
@@ -272,10 +278,10 @@ engine_maker(const struct engine *eng, struct guard *guard, struct maker *mk)
 }
 
 struct guard *
-engine_guard(const struct engine *eng, const struct guard_cbs *cbs)
+engine_guard(const struct engine *eng, int follow, const struct guard_cbs *cbs)
 {
 	return guard_new(eng->store, eng->cfg->previews, eng->cfg->source,
-	    eng->presets, eng->npresets, &eng->stamps, cbs);
+	    eng->presets, eng->npresets, &eng->stamps, follow, cbs);
 }
 
 enum eng_status

@@ -79,20 +79,25 @@ void		 engine_close(struct engine *);
 typedef void	(*eng_stamp_fn)(void *arg, const struct preset *, int existed);
 
 /*
- * Write the stamp of every chosen preset whose definition changed, then
- * wait out the current second: S3's LastModified has one-second
+ * Write the stamp of every chosen preset whose definition changed (with
+ * missing_only, as serve does, only of those that have none), then wait
+ * out the current second: S3's LastModified has one-second
  * resolution, and diff_classify takes a preview in its stamp's second as
  * stale, so every preview written from here on is strictly newer.
  */
-enum eng_status	 engine_write_stamps(struct engine *, eng_stamp_fn, void *,
-		    struct eng_error *);
+enum eng_status	 engine_write_stamps(struct engine *, int missing_only,
+		    eng_stamp_fn, void *, struct eng_error *);
 
 /* How previews are made: fills mk from the engine (which must outlive it). */
 void		 engine_maker(const struct engine *, struct guard *,
 		    struct maker *);
 
-/* A guard over the chosen presets (guard.h); NULL with no memory. */
-struct guard	*engine_guard(const struct engine *, const struct guard_cbs *);
+/*
+ * A guard over the chosen presets (guard.h), following when the caller
+ * never rewrites stamps (serve); NULL with no memory.
+ */
+struct guard	*engine_guard(const struct engine *, int follow,
+		    const struct guard_cbs *);
 
 /* What the previews root holds besides the presets (stamp.h). */
 enum eng_status	 engine_root(struct engine *, struct root_item **, size_t *,

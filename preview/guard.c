@@ -34,13 +34,14 @@ struct guard {
 	int				 running;
 	int				 stopping;
 	long				 interval_ms;
+	int				 follow;	/* serve */
 	pthread_mutex_t			 check_mtx;	/* one check at a time */
 };
 
 struct guard *
 guard_new(struct store *store, const char *previews, const char *source,
     const struct preset *const *presets, size_t n, const struct stamps *start,
-    const struct guard_cbs *cbs)
+    int follow, const struct guard_cbs *cbs)
 {
 	struct guard	*g;
 	size_t		 i;
@@ -71,7 +72,13 @@ guard_new(struct store *store, const char *previews, const char *source,
 		memcpy(g->known.v[i].etag, start->v[i].etag,
 		    sizeof(g->known.v[i].etag));
 		g->known.v[i].current = start->v[i].current;
+		if (follow && (start->v[i].current != 1 ||
+		    start->v[i].other_source)) {
+			g->lost[i] = 1;
+			g->nlost++;
+		}
 	}
+	g->follow = follow;
 	for (i = 0; i < n; i++)
 		buf_init(&g->suspects[i], BUF_NOMAX);
 	pthread_mutex_init(&g->mtx, NULL);
@@ -195,7 +202,7 @@ guard_check(struct guard *g, struct store_error *err)
 	struct buf		*taken;
 	enum store_status	 st;
 	size_t			 i;
-	int			 lose;
+	int			 lose, ours;
 
 	if ((taken = calloc(g->n + 1, sizeof(*taken))) == NULL)
 		return STORE_ENOMEM;
@@ -225,9 +232,9 @@ guard_check(struct guard *g, struct store_error *err)
 			buf_release(&taken[i]);
 			continue;
 		}
+		ours = now.v[i].current == 1 && !now.v[i].other_source;
 		pthread_mutex_lock(&g->mtx);
-		lose = !g->lost[i] && (now.v[i].current != 1 ||
-		    now.v[i].other_source);
+		lose = !g->lost[i] && !ours;
 		if (lose) {
 			g->lost[i] = 1;
 			g->nlost++;
@@ -236,7 +243,13 @@ guard_check(struct guard *g, struct store_error *err)
 			    g->suspects[i].len) == 0)
 				buf_reset(&g->suspects[i]);
 			if (g->cbs.lost != NULL)
-				g->cbs.lost(g->cbs.arg, i);
+				g->cbs.lost(g->cbs.arg, i, 1);
+		} else if (g->follow && g->lost[i] && ours) {
+			/* Ours again: what is written from now is newer. */
+			g->lost[i] = 0;
+			g->nlost--;
+			if (g->cbs.lost != NULL)
+				g->cbs.lost(g->cbs.arg, i, 0);
 		}
 		pthread_mutex_unlock(&g->mtx);
 		if (lose || g->lost[i])
@@ -280,7 +293,8 @@ guard_main(void *arg)
 			;
 		if (g->stopping)
 			break;
-		if (g->nsuspects == 0)
+		/* Nothing written, nothing to check; unless following. */
+		if (g->nsuspects == 0 && !g->follow)
 			continue;
 		pthread_mutex_unlock(&g->mtx);
 		(void)guard_check(g, &err);

@@ -32,11 +32,12 @@
 struct guard;
 
 /*
- * Told (serialised) of a preset lost and of each suspect removed, or not
- * removed (error says why: that preview may now be wrong and fresh).
+ * Told (serialised) of a preset lost (or, when following, found again)
+ * and of each suspect removed, or not removed (error says why: that
+ * preview may now be wrong and fresh).
  */
 struct guard_cbs {
-	void	(*lost)(void *arg, size_t preset);
+	void	(*lost)(void *arg, size_t preset, int lost);
 	void	(*removed)(void *arg, size_t preset, const char *key,
 		    const char *error);
 	void	*arg;
@@ -46,11 +47,15 @@ struct guard_cbs {
  * Watch the stamps of presets[0..n) under previews. start is what
  * stamps_read found at the start (a stamp it found current and that is
  * still the same object needs no GET to be checked); the guard keeps its
- * own copy. NULL with no memory.
+ * own copy. A run that wrote its stamps starts with every preset ours; a
+ * guard that follows (serve, which never rewrites a stamp) starts with
+ * the presets whose stamp is not theirs lost, checks on every interval,
+ * and finds a preset again when its stamp comes back to our definition.
+ * NULL with no memory.
  */
 struct guard	*guard_new(struct store *, const char *previews,
 		    const char *source, const struct preset *const *presets,
-		    size_t n, const struct stamps *start,
+		    size_t n, const struct stamps *start, int follow,
 		    const struct guard_cbs *);
 void		 guard_free(struct guard *);
 

@@ -74,26 +74,33 @@ job_done(const struct job *j)
 	return 1;
 }
 
+/*
+ * A preset's result; a failed one drops what it had, a skipped one keeps
+ * its preview (serve answers with it even when it is not stored).
+ */
 static void
-settle(struct job_preset *p, enum make_result r, const char *why)
+settle(struct job_preset *p, enum make_result r, enum make_why w,
+    const char *why)
 {
 	if (p->result != MAKE_PENDING)
 		return;
 	p->result = r;
+	p->why = w;
 	if (why != NULL)
 		(void)snprintf(p->error, sizeof(p->error), "%s", why);
-	render_out_release(&p->out);
+	if (r == MAKE_FAILED)
+		render_out_release(&p->out);
 }
 
 void
-job_fail_pending(struct job *j, const char *why, int storage)
+job_fail_pending(struct job *j, enum make_why w, const char *why, int storage)
 {
 	size_t	i;
 
 	for (i = 0; i < j->n; i++)
 		if (j->p[i].result == MAKE_PENDING) {
 			j->p[i].storage = storage;
-			settle(&j->p[i], MAKE_FAILED, why);
+			settle(&j->p[i], MAKE_FAILED, w, why);
 		}
 }
 
@@ -144,9 +151,9 @@ verify(const struct maker *mk, struct store_conn *conn, struct job *j)
 			continue;
 		store_error_text(st, &err, why, sizeof(why));
 		p->storage = store_failing(st, &err, 0);
-		settle(p, MAKE_FAILED, why);
+		settle(p, MAKE_FAILED, WHY_STORAGE, why);
 		if (p->storage) {
-			job_fail_pending(j, why, 1);
+			job_fail_pending(j, WHY_STORAGE, why, 1);
 			return -1;
 		}
 	}
@@ -171,7 +178,7 @@ make_fetch(const struct maker *mk, struct store_conn *conn, struct job *j)
 		    (unsigned long long)mk->limits.max_bytes);
 		for (i = 0; i < j->n; i++)
 			j->p[i].permanent = 1;
-		job_fail_pending(j, why, 0);
+		job_fail_pending(j, WHY_IMAGE, why, 0);
 		return;
 	}
 	store_head_init(&hd);
@@ -187,7 +194,7 @@ make_fetch(const struct maker *mk, struct store_conn *conn, struct job *j)
 	if (st == STORE_ENOTFOUND) {
 		/* Deleted since the listing: nothing to make, no failure. */
 		for (i = 0; i < j->n; i++)
-			settle(&j->p[i], MAKE_SKIPPED, "the original was "
+			settle(&j->p[i], MAKE_SKIPPED, WHY_GONE, "the original was "
 			    "deleted during the run");
 		return;
 	}
@@ -196,7 +203,9 @@ make_fetch(const struct maker *mk, struct store_conn *conn, struct job *j)
 		j->p[i].permanent = st == STORE_ETOOBIG || st == STORE_EDENIED;
 		j->p[i].storage = store_failing(st, &err, 0);
 	}
-	job_fail_pending(j, why, j->n > 0 ? j->p[0].storage : 0);
+	/* Too large is the original's fault; the rest the storage's. */
+	job_fail_pending(j, st == STORE_ETOOBIG ? WHY_IMAGE : WHY_STORAGE, why,
+	    j->n > 0 ? j->p[0].storage : 0);
 }
 
 void
@@ -228,7 +237,8 @@ make_render(const struct maker *mk, struct job *j)
 		}
 		/* A timeout may pass another time: neither marked nor removed. */
 		p->permanent = outs[k].status == RENDER_EIMAGE;
-		settle(p, MAKE_FAILED, outs[k].error);
+		settle(p, MAKE_FAILED, outs[k].status == RENDER_ETIMEOUT ?
+		    WHY_TIMEOUT : WHY_IMAGE, outs[k].error);
 		render_out_release(&outs[k]);
 	}
 	/* The original is not needed any more; its memory goes now. */
@@ -256,8 +266,8 @@ put_one(const struct maker *mk, struct store_conn *conn, struct job *j,
 	char			 why[600];
 
 	if (mk->guard != NULL && !guard_may_store(mk->guard, p->preset)) {
-		settle(p, MAKE_SKIPPED, "not written: another run changed "
-		    "the preset's stamp");
+		settle(p, MAKE_SKIPPED, WHY_UNSTORED, "not written: the "
+		    "preset's stamp on storage is another definition");
 		return;
 	}
 	meta[0] = (struct s3_meta){ "prewctl-source-etag", etag };
@@ -270,15 +280,15 @@ put_one(const struct maker *mk, struct store_conn *conn, struct job *j,
 		store_error_text(st, &err, why, sizeof(why));
 		p->storage = store_failing(st, &err, 1);
 		p->write = 1;
-		settle(p, MAKE_FAILED, why);
+		settle(p, MAKE_FAILED, WHY_STORAGE, why);
 		return;
 	}
 	if (mk->guard != NULL &&
 	    guard_stored(mk->guard, p->preset, p->key.data) != 0) {
 		/* Written after the stamp changed: it must not stay. */
 		(void)delete_one(conn, p->key.data, &err);
-		settle(p, MAKE_SKIPPED, "not kept: another run changed the "
-		    "preset's stamp");
+		settle(p, MAKE_SKIPPED, WHY_UNSTORED, "not kept: another run "
+		    "changed the preset's stamp");
 		return;
 	}
 	p->result = MAKE_MADE;
@@ -356,6 +366,7 @@ make_store(const struct maker *mk, struct store_conn *conn, struct job *j)
 					continue;
 				(void)delete_one(conn, p->key.data, &err);
 				p->result = MAKE_SKIPPED;
+				p->why = WHY_CHANGED;
 				snprintf(p->error, sizeof(p->error), "not kept: "
 				    "the original changed while its preview "
 				    "was made (the next run makes it)");

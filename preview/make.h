@@ -53,6 +53,17 @@ enum make_result {
 				   original */
 };
 
+/* Why a preset was not made, for those (serve) that must answer for it. */
+enum make_why {
+	WHY_NONE = 0,
+	WHY_GONE,		/* no such original (any more) */
+	WHY_IMAGE,		/* the original cannot be previewed */
+	WHY_TIMEOUT,		/* image_timeout ran out */
+	WHY_STORAGE,		/* the storage failed or refused */
+	WHY_UNSTORED,		/* made, not kept: the stamp is not ours */
+	WHY_CHANGED,		/* made, not kept: the original changed */
+};
+
 struct job_preset {
 	size_t			 preset;	/* index into maker->presets */
 	enum pstate		 state;		/* as the diff found it */
@@ -61,6 +72,7 @@ struct job_preset {
 	struct render_out	 out;
 	struct buf		 key;		/* the preview's key */
 	enum make_result	 result;
+	enum make_why		 why;
 	int			 storage;	/* a failure of the storage */
 	int			 write;		/* ... when writing */
 	int			 permanent;	/* the original's fault: marked */
@@ -103,6 +115,7 @@ void		 make_render(const struct maker *, struct job *);
 void		 make_store(const struct maker *, struct store_conn *,
 		    struct job *);
 /* Fail every preset still pending, for why (the run stopped, say). */
-void		 job_fail_pending(struct job *, const char *why, int storage);
+void		 job_fail_pending(struct job *, enum make_why, const char *why,
+		    int storage);
 
 #endif

@@ -801,6 +801,13 @@ read_meta(int fd, struct store_head *hd)
 	char	*n;
 
 	buf_reset(&hd->meta);
+	hd->content_type[0] = '\0';
+	vl = fgetxattr(fd, XATTR_TYPE, value, sizeof(value));
+	if (vl > 0 && (size_t)vl < sizeof(hd->content_type) &&
+	    memchr(value, '\n', (size_t)vl) == NULL) {
+		memcpy(hd->content_type, value, (size_t)vl);
+		hd->content_type[vl] = '\0';
+	}
 	if ((nl = flistxattr(fd, names, sizeof(names))) <= 0)
 		return;
 	for (n = names; n < names + nl; n += strlen(n) + 1) {

@@ -382,9 +382,12 @@ from_s3_head(const struct s3_head *sh, struct store_head *hd)
 {
 	_Static_assert(sizeof(sh->etag) == sizeof(hd->etag),
 	    "ETag fields differ");
+	_Static_assert(sizeof(sh->content_type) == sizeof(hd->content_type),
+	    "Content-Type fields differ");
 	hd->size = sh->size;
 	hd->mtime_ms = sh->mtime_ms;
 	memcpy(hd->etag, sh->etag, sizeof(hd->etag));
+	memcpy(hd->content_type, sh->content_type, sizeof(hd->content_type));
 	buf_reset(&hd->meta);
 	(void)buf_add(&hd->meta, sh->meta.data, sh->meta.len);
 }

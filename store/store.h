@@ -94,6 +94,7 @@ struct store_head {
 	uint64_t	 size;
 	int64_t		 mtime_ms;
 	char		 etag[STORE_ETAG_MAX + 1];
+	char		 content_type[256];	/* "" when none */
 	struct buf	 meta;		/* "name=value\n" per metadata item */
 };
 

@@ -1,0 +1,416 @@
+/*
+ * lock: see lock.h. hiredis' synchronous API, one context per thread; a
+ * context that failed once is dropped, and the next call connects anew.
+ */
+#include <sys/random.h>
+#include <sys/time.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "lock.h"
+
+#define CONNECT_MS	500	/* loopback or a LAN: quick, or down */
+#define COMMAND_MS	1000
+#define RETRY_MS	1000	/* while down, connect at most this often */
+
+struct lock_server {
+	char		*host;
+	int		 port;
+	int		 db;
+	pthread_mutex_t	 mtx;
+	int		 up;
+	struct timespec	 retry_at;	/* while down */
+	void		(*on_change)(void *, int, const char *);
+	void		*arg;
+};
+
+struct lock_conn {
+	struct lock_server	*srv;
+	redisContext		*c;
+};
+
+/* The Lua script of the release: delete the lock only if it is ours. */
+static const char release_lua[] =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('del', KEYS[1]) else return 0 end";
+
+struct lock_server *
+lock_server_new(const char *url, char *err, size_t len)
+{
+	struct lock_server	*s;
+	const char		*h, *e, *p;
+	char			*end;
+	long			 port = 6379, db = 0;
+
+	if (strncmp(url, "redis://", 8) != 0) {
+		snprintf(err, len, "'%s' is no redis:// URL", url);
+		return NULL;
+	}
+	h = url + 8;
+	if (*h == '[') {
+		if ((e = strchr(h, ']')) == NULL) {
+			snprintf(err, len, "'%s': no ']' after the address",
+			    url);
+			return NULL;
+		}
+		p = e + 1;
+		h++;
+	} else {
+		e = h + strcspn(h, ":/");
+		p = e;
+	}
+	if (e == h) {
+		snprintf(err, len, "'%s' names no host", url);
+		return NULL;
+	}
+	if (*p == ':') {
+		errno = 0;
+		port = strtol(p + 1, &end, 10);
+		if (errno != 0 || end == p + 1 || port < 1 || port > 65535) {
+			snprintf(err, len, "'%s': bad port", url);
+			return NULL;
+		}
+		p = end;
+	}
+	if (*p == '/' && p[1] != '\0') {
+		errno = 0;
+		db = strtol(p + 1, &end, 10);
+		if (errno != 0 || end == p + 1 || *end != '\0' || db < 0 ||
+		    db > 1000000) {
+			snprintf(err, len, "'%s': bad database number", url);
+			return NULL;
+		}
+	} else if (*p != '\0' && strcmp(p, "/") != 0) {
+		snprintf(err, len, "'%s': want redis://HOST:PORT[/DB]", url);
+		return NULL;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->host = strndup(h, (size_t)(e - h))) == NULL) {
+		free(s);
+		snprintf(err, len, "out of memory");
+		return NULL;
+	}
+	s->port = (int)port;
+	s->db = (int)db;
+	s->up = 1;	/* until it is known not to be */
+	pthread_mutex_init(&s->mtx, NULL);
+	return s;
+}
+
+void
+lock_server_free(struct lock_server *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_destroy(&s->mtx);
+	free(s->host);
+	free(s);
+}
+
+int
+lock_server_up(struct lock_server *s)
+{
+	int	up;
+
+	pthread_mutex_lock(&s->mtx);
+	up = s->up;
+	pthread_mutex_unlock(&s->mtx);
+	return up;
+}
+
+void
+lock_server_on_change(struct lock_server *s,
+    void (*fn)(void *, int, const char *), void *arg)
+{
+	s->on_change = fn;
+	s->arg = arg;
+}
+
+static void
+add_ms(struct timespec *t, long ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Record whether Redis answered; say so once on each change. */
+static void
+note(struct lock_server *s, int up, const char *why)
+{
+	pthread_mutex_lock(&s->mtx);
+	if (!up) {
+		clock_gettime(CLOCK_MONOTONIC, &s->retry_at);
+		add_ms(&s->retry_at, RETRY_MS);
+	}
+	if (s->up != up) {
+		s->up = up;
+		if (s->on_change != NULL)
+			s->on_change(s->arg, up, why);
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* Whether a connection may be tried now (not while down, too often). */
+static int
+may_try(struct lock_server *s)
+{
+	struct timespec	now;
+	int		ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&s->mtx);
+	ok = s->up || now.tv_sec > s->retry_at.tv_sec ||
+	    (now.tv_sec == s->retry_at.tv_sec &&
+	    now.tv_nsec >= s->retry_at.tv_nsec);
+	pthread_mutex_unlock(&s->mtx);
+	return ok;
+}
+
+static struct timeval
+tv_ms(long ms)
+{
+	struct timeval	tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	return tv;
+}
+
+/* A fresh context, connected and on its database; NULL when down. */
+static redisContext *
+connect_(struct lock_server *s)
+{
+	redisContext	*c;
+	redisReply	*r;
+	char		 why[256];
+
+	c = redisConnectWithTimeout(s->host, s->port, tv_ms(CONNECT_MS));
+	if (c == NULL || c->err != 0) {
+		snprintf(why, sizeof(why), "cannot connect to %s:%d: %s",
+		    s->host, s->port, c != NULL ? c->errstr : "out of memory");
+		if (c != NULL)
+			redisFree(c);
+		note(s, 0, why);
+		return NULL;
+	}
+	(void)redisSetTimeout(c, tv_ms(COMMAND_MS));
+	if (s->db != 0) {
+		r = redisCommand(c, "SELECT %d", s->db);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+			snprintf(why, sizeof(why), "cannot select database "
+			    "%d: %s", s->db, r != NULL ? r->str : c->errstr);
+			if (r != NULL)
+				freeReplyObject(r);
+			redisFree(c);
+			note(s, 0, why);
+			return NULL;
+		}
+		freeReplyObject(r);
+	}
+	note(s, 1, "answers again");
+	return c;
+}
+
+struct lock_conn *
+lock_conn_new(struct lock_server *s)
+{
+	struct lock_conn	*lc;
+
+	if ((lc = calloc(1, sizeof(*lc))) == NULL)
+		return NULL;
+	lc->srv = s;
+	return lc;
+}
+
+void
+lock_conn_free(struct lock_conn *lc)
+{
+	if (lc == NULL)
+		return;
+	if (lc->c != NULL)
+		redisFree(lc->c);
+	free(lc);
+}
+
+static int
+ensure(struct lock_conn *lc)
+{
+	if (lc->c == NULL && may_try(lc->srv))
+		lc->c = connect_(lc->srv);
+	return lc->c != NULL ? 0 : -1;
+}
+
+/* A command failed: drop the context, mark the server down. */
+static void
+broken(struct lock_conn *lc, redisReply *r)
+{
+	char	why[256];
+
+	snprintf(why, sizeof(why), "%s", r != NULL && r->type ==
+	    REDIS_REPLY_ERROR ? r->str : lc->c->errstr[0] != '\0' ?
+	    lc->c->errstr : "no answer");
+	if (r != NULL)
+		freeReplyObject(r);
+	redisFree(lc->c);
+	lc->c = NULL;
+	note(lc->srv, 0, why);
+}
+
+/* "prewctl:<kind>:<name>", binary-safe, into a new buffer. */
+static char *
+redis_key(const char *kind, const char *name, size_t nlen, size_t *klen)
+{
+	size_t	 pl = strlen(kind);
+	char	*k;
+
+	if ((k = malloc(pl + nlen + 1)) == NULL)
+		return NULL;
+	memcpy(k, kind, pl);
+	memcpy(k + pl, name, nlen);
+	k[pl + nlen] = '\0';
+	*klen = pl + nlen;
+	return k;
+}
+
+enum lock_result
+lock_take(struct lock_conn *lc, const char *name, size_t nlen, long ttl_ms,
+    char *token)
+{
+	unsigned char	 rnd[16];
+	redisReply	*r;
+	enum lock_result res;
+	size_t		 klen, i;
+	char		*key;
+
+	if (ensure(lc) != 0)
+		return LOCK_DOWN;
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return LOCK_DOWN;
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+	if ((key = redis_key("prewctl:lock:", name, nlen, &klen)) == NULL)
+		return LOCK_DOWN;
+	r = redisCommand(lc->c, "SET %b %s NX PX %ld", key, klen, token,
+	    ttl_ms);
+	free(key);
+	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		broken(lc, r);
+		return LOCK_DOWN;
+	}
+	res = r->type == REDIS_REPLY_STATUS ? LOCK_TAKEN : LOCK_HELD;
+	freeReplyObject(r);
+	return res;
+}
+
+void
+lock_release(struct lock_conn *lc, const char *name, size_t nlen,
+    const char *token)
+{
+	redisReply	*r;
+	size_t		 klen;
+	char		*key;
+
+	if (ensure(lc) != 0 ||
+	    (key = redis_key("prewctl:lock:", name, nlen, &klen)) == NULL)
+		return;
+	r = redisCommand(lc->c, "EVAL %s 1 %b %s", release_lua, key, klen,
+	    token);
+	free(key);
+	if (r == NULL || r->type == REDIS_REPLY_ERROR)
+		broken(lc, r);
+	else
+		freeReplyObject(r);
+}
+
+void
+lock_publish(struct lock_conn *lc, const char *name, size_t nlen,
+    const char *msg)
+{
+	redisReply	*r;
+	size_t		 klen;
+	char		*ch;
+
+	if (ensure(lc) != 0 ||
+	    (ch = redis_key("prewctl:done:", name, nlen, &klen)) == NULL)
+		return;
+	r = redisCommand(lc->c, "PUBLISH %b %s", ch, klen, msg);
+	free(ch);
+	if (r == NULL || r->type == REDIS_REPLY_ERROR)
+		broken(lc, r);
+	else
+		freeReplyObject(r);
+}
+
+enum lock_wait
+lock_wait(struct lock_conn *lc, const char *name, size_t nlen, char *msg,
+    size_t len)
+{
+	redisContext	*sub = NULL;
+	redisReply	*r = NULL;
+	enum lock_wait	 res = WAIT_DOWN;
+	long long	 pttl;
+	size_t		 klen, clen;
+	char		*key = NULL, *ch = NULL;
+
+	if (ensure(lc) != 0)
+		return WAIT_DOWN;
+	key = redis_key("prewctl:lock:", name, nlen, &klen);
+	ch = redis_key("prewctl:done:", name, nlen, &clen);
+	if (key == NULL || ch == NULL)
+		goto out;
+	/* Subscribed first, so that no message can pass unseen. */
+	if ((sub = connect_(lc->srv)) == NULL)
+		goto out;
+	r = redisCommand(sub, "SUBSCRIBE %b", ch, clen);
+	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		note(lc->srv, 0, r != NULL ? r->str : sub->errstr);
+		goto out;
+	}
+	freeReplyObject(r);
+	r = redisCommand(lc->c, "PTTL %b", key, klen);
+	if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+		broken(lc, r);
+		r = NULL;
+		goto out;
+	}
+	pttl = r->integer;
+	freeReplyObject(r);
+	r = NULL;
+	if (pttl == -2) {		/* gone: released, or expired */
+		res = WAIT_FREE;
+		goto out;
+	}
+	if (pttl < 0)			/* no expiry: not one of ours */
+		pttl = COMMAND_MS;
+	(void)redisSetTimeout(sub, tv_ms((long)pttl + 100));
+	if (redisGetReply(sub, (void **)&r) != REDIS_OK) {
+		/* The TTL ran out with no word: the holder is gone. */
+		res = sub->err == REDIS_ERR_IO && (errno == EAGAIN ||
+		    errno == EWOULDBLOCK) ? WAIT_FREE : WAIT_DOWN;
+		r = NULL;
+		goto out;
+	}
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+	    r->element[2]->type == REDIS_REPLY_STRING) {
+		snprintf(msg, len, "%.*s", (int)r->element[2]->len,
+		    r->element[2]->str);
+		res = WAIT_MESSAGE;
+	}
+out:
+	if (r != NULL)
+		freeReplyObject(r);
+	if (sub != NULL)
+		redisFree(sub);
+	free(key);
+	free(ch);
+	return res;
+}

@@ -1,0 +1,77 @@
+/*
+ * lock: one render per key across serve instances, through Redis.
+ *
+ * The lock only saves work: a preview is deterministic and a PUT replaces
+ * a whole object, so two instances rendering the same key at once store
+ * the same bytes. Hence Redis' single-instance lock is enough:
+ *
+ *   take     SET <lock> <token> NX PX <ttl>, the token random per take;
+ *   release  a Lua compare-and-delete, so that a holder whose lock expired
+ *            (and was taken by another) never deletes the other's;
+ *   result   the holder PUBLISHes "ok" or "fail <status> <reason>" on the
+ *            key's channel; the others SUBSCRIBE before looking at the lock
+ *            again, and wait for that message at most until the lock's TTL
+ *            has run out (a holder that died blocks nobody longer).
+ *
+ * Each thread owns its own struct lock_conn (hiredis contexts are not
+ * thread-safe). A struct lock_server is shared: the address, and whether
+ * Redis answers (lock_server_up), which every connection updates; while it
+ * does not, connecting is tried at most once a second.
+ */
+#ifndef PREWCTL_LOCK_H
+#define PREWCTL_LOCK_H
+
+#include <stddef.h>
+
+struct lock_server;
+struct lock_conn;
+
+/*
+ * "redis://HOST:PORT[/DB]" (HOST may be [v6]); NULL with why in err when
+ * the URL is malformed.
+ */
+struct lock_server *lock_server_new(const char *url, char *err, size_t len);
+void		 lock_server_free(struct lock_server *);
+/* 1 while Redis answers, 0 after it failed, until it answers again. */
+int		 lock_server_up(struct lock_server *);
+/* Called (serialised) when Redis goes down or comes back, with why. */
+void		 lock_server_on_change(struct lock_server *,
+		    void (*fn)(void *arg, int up, const char *why), void *arg);
+
+struct lock_conn *lock_conn_new(struct lock_server *);
+void		 lock_conn_free(struct lock_conn *);
+
+enum lock_result {
+	LOCK_TAKEN,		/* ours: render, publish, release */
+	LOCK_HELD,		/* another has it: wait for its result */
+	LOCK_DOWN,		/* Redis does not answer: go on alone */
+};
+
+/*
+ * Take the lock of name for ttl_ms. With LOCK_TAKEN, token (at least 33
+ * bytes) holds what lock_release needs.
+ */
+enum lock_result lock_take(struct lock_conn *, const char *name, size_t nlen,
+		    long ttl_ms, char *token);
+/* Release the lock if it is still ours. */
+void		 lock_release(struct lock_conn *, const char *name, size_t nlen,
+		    const char *token);
+/* Tell the waiters: msg is "ok" or "fail <status> <reason>". */
+void		 lock_publish(struct lock_conn *, const char *name, size_t nlen,
+		    const char *msg);
+
+enum lock_wait {
+	WAIT_MESSAGE,		/* msg holds what the holder published */
+	WAIT_FREE,		/* the lock is free: take it again */
+	WAIT_DOWN,		/* Redis failed: go on alone */
+};
+
+/*
+ * Wait for the holder of name: subscribe, then look at the lock; if it is
+ * still held, wait for the message at most until its TTL runs out (then
+ * WAIT_FREE). msg (len bytes) gets the message.
+ */
+enum lock_wait	 lock_wait(struct lock_conn *, const char *name, size_t nlen,
+		    char *msg, size_t len);
+
+#endif
