@@ -142,13 +142,31 @@ prewctl_argv_envp(const char *const *args, const char *const *extra,
 	*envpp = envp;
 }
 
+/* args joined by spaces into dst, for messages (cut short if need be). */
+static const char *
+joined(const char *const *args, char *dst, size_t len)
+{
+	size_t	n = 0, i;
+	int	k;
+
+	dst[0] = '\0';
+	for (i = 0; args[i] != NULL && n < len; i++) {
+		k = snprintf(dst + n, len - n, "%s%s", i > 0 ? " " : "",
+		    args[i]);
+		if (k < 0)
+			break;
+		n += (size_t)k;
+	}
+	return dst;
+}
+
 void
 th_run(struct th_run *r, const struct th_opts *o, const char *const *args)
 {
 	const struct th_env		*e = th_env();
 	posix_spawn_file_actions_t	 fa;
 	struct rusage			 ru;
-	char				**argv, **envp;
+	char				**argv, **envp, cmd[512];
 	double				 t0, deadline, left;
 	int				 outp[2], errp[2], st, oo = 1, eo = 1;
 	pid_t				 pid;
@@ -181,8 +199,8 @@ th_run(struct th_run *r, const struct th_opts *o, const char *const *args)
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
 			cr_assert_fail("prewctl %s ran past its deadline of "
-			    "%.0f s; stderr: %.2000s", args[0] != NULL ?
-			    args[0] : "", deadline - t0, r->err.data);
+			    "%.0f s; stderr: %.2000s", joined(args, cmd,
+			    sizeof(cmd)), deadline - t0, r->err.data);
 		}
 		if (poll(pf, 2, (int)(left * 1000) + 1) < 0)
 			continue;

@@ -124,9 +124,10 @@ enum th_json_type th_json_type(const struct th_json *);
 size_t		 th_json_len(const struct th_json *);
 const char	*th_json_name(const struct th_json *, size_t);
 const struct th_json *th_json_item(const struct th_json *, size_t);
-/* The integer, number or string (NULL for null) at path; asserted. */
+/* The integer, number, string (NULL for null) or boolean at path; asserted. */
 long long	 th_json_num(const struct th_json *, const char *path);
 double		 th_json_real(const struct th_json *, const char *path);
 const char	*th_json_str(const struct th_json *, const char *path);
+int		 th_json_bool(const struct th_json *, const char *path);
 
 #endif

@@ -457,3 +457,14 @@ th_json_str(const struct th_json *root, const char *path)
 	cr_assert_eq(j->type, TH_JSON_STRING, "'%s' is no string", path);
 	return j->str;
 }
+
+int
+th_json_bool(const struct th_json *root, const char *path)
+{
+	const struct th_json	*j = th_json_at(root, path);
+
+	cr_assert_not_null(j, "no '%s' in the JSON", path);
+	cr_assert(j->type == TH_JSON_TRUE || j->type == TH_JSON_FALSE,
+	    "'%s' is no boolean", path);
+	return j->type == TH_JSON_TRUE;
+}

@@ -37,7 +37,6 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,8 +47,6 @@
 #include <vips/vips.h>
 
 #include "helpers.h"
-
-extern char **environ;
 
 #define DATA		"tests/data/batch/"
 #define PROXY		"tests/s3-count-proxy"
@@ -272,245 +269,23 @@ strv_diff(struct strv *got, struct strv *want, const char *what)
 	return bad;
 }
 
-/* ---- a little JSON reader, enough for prewctl's and the proxy's output -- */
-
-static const char *
-js_ws(const char *p)
-{
-	while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
-		p++;
-	return p;
-}
-
-static void
-utf8_put(struct buf *b, unsigned long cp)
-{
-	if (cp < 0x80)
-		buf_addch(b, (char)cp);
-	else if (cp < 0x800) {
-		buf_addch(b, (char)(0xc0 | (cp >> 6)));
-		buf_addch(b, (char)(0x80 | (cp & 0x3f)));
-	} else if (cp < 0x10000) {
-		buf_addch(b, (char)(0xe0 | (cp >> 12)));
-		buf_addch(b, (char)(0x80 | ((cp >> 6) & 0x3f)));
-		buf_addch(b, (char)(0x80 | (cp & 0x3f)));
-	} else {
-		buf_addch(b, (char)(0xf0 | (cp >> 18)));
-		buf_addch(b, (char)(0x80 | ((cp >> 12) & 0x3f)));
-		buf_addch(b, (char)(0x80 | ((cp >> 6) & 0x3f)));
-		buf_addch(b, (char)(0x80 | (cp & 0x3f)));
-	}
-}
-
-static int
-hex4(const char *p, unsigned long *out)
-{
-	char	tmp[5], *end;
-
-	if (strnlen(p, 4) != 4)
-		return -1;
-	memcpy(tmp, p, 4);
-	tmp[4] = '\0';
-	*out = strtoul(tmp, &end, 16);
-	return *end == '\0' ? 0 : -1;
-}
-
-/* Decode the string at p (its '"') into out (or nowhere); NULL if bad. */
-static const char *
-js_str(const char *p, struct buf *out)
-{
-	unsigned long	cp, lo;
-	char		ch;
-
-	if (*p != '"')
-		return NULL;
-	for (p++; *p != '"'; p++) {
-		if (*p == '\0' || (unsigned char)*p < 0x20)
-			return NULL;
-		if (*p != '\\') {
-			if (out != NULL)
-				buf_addch(out, *p);
-			continue;
-		}
-		switch (*++p) {
-		case '"': case '\\': case '/':
-			ch = *p;
-			break;
-		case 'b': ch = '\b'; break;
-		case 'f': ch = '\f'; break;
-		case 'n': ch = '\n'; break;
-		case 'r': ch = '\r'; break;
-		case 't': ch = '\t'; break;
-		case 'u':
-			if (hex4(p + 1, &cp) != 0)
-				return NULL;
-			p += 4;
-			if (cp >= 0xd800 && cp < 0xdc00 && p[1] == '\\' &&
-			    p[2] == 'u' && hex4(p + 3, &lo) == 0 &&
-			    lo >= 0xdc00 && lo < 0xe000) {
-				cp = 0x10000 + ((cp - 0xd800) << 10) +
-				    (lo - 0xdc00);
-				p += 6;
-			}
-			if (out != NULL)
-				utf8_put(out, cp);
-			continue;
-		default:
-			return NULL;
-		}
-		if (out != NULL)
-			buf_addch(out, ch);
-	}
-	return p + 1;
-}
-
-static const char *
-js_skip(const char *p)
-{
-	char	close;
-
-	p = js_ws(p);
-	if (*p == '"')
-		return js_str(p, NULL);
-	if (*p == '{' || *p == '[') {
-		close = *p == '{' ? '}' : ']';
-		p = js_ws(p + 1);
-		while (*p != close) {
-			if (close == '}') {
-				if ((p = js_str(p, NULL)) == NULL)
-					return NULL;
-				p = js_ws(p);
-				if (*p++ != ':')
-					return NULL;
-			}
-			if ((p = js_skip(p)) == NULL)
-				return NULL;
-			p = js_ws(p);
-			if (*p == ',')
-				p = js_ws(p + 1);
-			else if (*p != close)
-				return NULL;
-		}
-		return p + 1;
-	}
-	if (strchr("-0123456789tfn", *p) == NULL || *p == '\0')
-		return NULL;
-	while (*p != '\0' && strchr("+-.0123456789eEtruefalsn", *p) != NULL)
-		p++;
-	return p;
-}
-
-typedef void	(*js_member_cb)(void *arg, const char *name,
-		    const char *value);
-
-/* Call cb for each member of the object at p; -1 if it is not one. */
-static int
-js_members(const char *p, js_member_cb cb, void *arg)
-{
-	struct buf	k;
-
-	p = js_ws(p);
-	if (*p != '{')
-		return -1;
-	p = js_ws(p + 1);
-	buf_init(&k, BUF_NOMAX);
-	while (*p == '"') {
-		buf_reset(&k);
-		if ((p = js_str(p, &k)) == NULL)
-			break;
-		p = js_ws(p);
-		if (*p != ':')
-			break;
-		p = js_ws(p + 1);
-		cb(arg, k.data, p);
-		if ((p = js_skip(p)) == NULL)
-			break;
-		p = js_ws(p);
-		if (*p == ',')
-			p = js_ws(p + 1);
-	}
-	buf_release(&k);
-	return p != NULL && *p == '}' ? 0 : -1;
-}
-
-struct js_find {
-	const char	*name;
-	const char	*value;
-};
-
-static void
-js_find_cb(void *arg, const char *name, const char *value)
-{
-	struct js_find	*f = arg;
-
-	if (f->value == NULL && strcmp(name, f->name) == 0)
-		f->value = value;
-}
-
-/* The value at a dotted path ("presets.small.generated"), or NULL. */
-static const char *
-js_path(const char *doc, const char *path)
-{
-	char		 seg[128];
-	const char	*p = doc;
-	size_t		 len;
-	struct js_find	 f;
-
-	while (*path != '\0') {
-		len = strcspn(path, ".");
-		cr_assert(len < sizeof(seg));
-		memcpy(seg, path, len);
-		seg[len] = '\0';
-		f.name = seg;
-		f.value = NULL;
-		if (js_members(p, js_find_cb, &f) != 0 || f.value == NULL)
-			return NULL;
-		p = f.value;
-		path += len + (path[len] == '.');
-	}
-	return p;
-}
-
-static long long
-jnum(const char *doc, const char *path)
-{
-	const char	*p = js_path(doc, path);
-	char		*end;
-	long long	 v;
-
-	cr_assert_not_null(p, "no '%s' in the JSON output: %.2000s", path,
-	    doc);
-	errno = 0;
-	v = strtoll(p, &end, 10);
-	cr_assert(errno == 0 && end != p, "'%s' is not a number in %.2000s",
-	    path, doc);
-	return v;
-}
+/* ---- reading JSON ------------------------------------------------------ */
 
 /* The strings of the array at path, added to out. */
 static void
-jstrings(const char *doc, const char *path, struct strv *out)
+jstrings(const struct th_json *doc, const char *path, struct strv *out)
 {
-	const char	*p = js_path(doc, path);
-	struct buf	 s;
+	const struct th_json	*a = th_json_at(doc, path);
+	size_t			 i;
 
-	cr_assert_not_null(p, "no '%s' in the JSON output: %.2000s", path,
-	    doc);
-	p = js_ws(p);
-	cr_assert(*p == '[', "'%s' is not an array", path);
-	p = js_ws(p + 1);
-	buf_init(&s, BUF_NOMAX);
-	while (*p == '"') {
-		buf_reset(&s);
-		p = js_str(p, &s);
-		cr_assert_not_null(p, "bad string in '%s'", path);
-		strv_add(out, s.data);
-		p = js_ws(p);
-		if (*p == ',')
-			p = js_ws(p + 1);
+	cr_assert_not_null(a, "no '%s' in the JSON output", path);
+	cr_assert_eq(th_json_type(a), TH_JSON_ARRAY, "'%s' is not an array",
+	    path);
+	for (i = 0; i < th_json_len(a); i++) {
+		cr_assert_eq(th_json_type(th_json_item(a, i)), TH_JSON_STRING,
+		    "'%s[%zu]' is not a string", path, i);
+		strv_add(out, th_json_str(th_json_item(a, i), ""));
 	}
-	cr_assert(*p == ']', "bad array '%s'", path);
-	buf_release(&s);
 }
 
 /* ---- the counting proxy ------------------------------------------------- */
@@ -531,32 +306,21 @@ proxy_stop(struct proxy *px)
 	th_stop_server(&px->pid);
 }
 
-struct paths_arg {
-	struct strv	*out;
-};
-
-static void
-put_paths_cb(void *arg, const char *name, const char *value)
-{
-	struct paths_arg	*pa = arg;
-	long			 n = strtol(value, NULL, 10);
-
-	while (n-- > 0)
-		strv_add(pa->out, name);
-}
-
 /* Read the proxy's counts (and zero them when reset). */
 static void
 proxy_counts(struct proxy *px, int reset, struct counts *c)
 {
 	struct sockaddr_in	 sa;
 	struct buf		 resp;
-	struct paths_arg	 pa;
-	const char		*body, *pp;
+	struct th_json		*doc;
+	const struct th_json	*pp;
+	const char		*body;
 	char			 req[128], chunk[8192];
 	int			 fd, n;
 	ssize_t			 r;
 	struct pollfd		 pf;
+	size_t			 i;
+	long long		 k;
 
 	memset(c, 0, sizeof(*c));
 	memset(&sa, 0, sizeof(sa));
@@ -586,18 +350,23 @@ proxy_counts(struct proxy *px, int reset, struct counts *c)
 	body = strstr(resp.data, "\r\n\r\n");
 	cr_assert_not_null(body);
 	body += 4;
-	c->list = jnum(body, "LIST");
-	c->get = jnum(body, "GET");
-	c->put = jnum(body, "PUT");
-	c->head = jnum(body, "HEAD");
-	c->del = jnum(body, "DELETE");
-	c->other = jnum(body, "OTHER");
-	c->total = jnum(body, "total");
-	pp = js_path(body, "put_paths");
-	cr_assert_not_null(pp);
-	pa.out = &c->put_paths;
-	cr_assert(js_members(pp, put_paths_cb, &pa) == 0);
+	doc = th_json_parse(body, resp.len - (size_t)(body - resp.data));
+	c->list = th_json_num(doc, "LIST");
+	c->get = th_json_num(doc, "GET");
+	c->put = th_json_num(doc, "PUT");
+	c->head = th_json_num(doc, "HEAD");
+	c->del = th_json_num(doc, "DELETE");
+	c->other = th_json_num(doc, "OTHER");
+	c->total = th_json_num(doc, "total");
+	/* { "<path>": <how many PUTs>, ... } */
+	pp = th_json_at(doc, "put_paths");
+	cr_assert(pp != NULL && th_json_type(pp) == TH_JSON_OBJECT,
+	    "the proxy's counts have no put_paths object");
+	for (i = 0; i < th_json_len(pp); i++)
+		for (k = th_json_num(th_json_item(pp, i), ""); k > 0; k--)
+			strv_add(&c->put_paths, th_json_name(pp, i));
 	strv_sort(&c->put_paths);
+	th_json_free(doc);
 	buf_release(&resp);
 }
 
@@ -1265,6 +1034,7 @@ static void
 generate_base(const struct origs *os, const struct tpreset *v, size_t np)
 {
 	struct th_run	r;
+	struct th_json	*doc;
 	size_t		j;
 	char		path[64];
 
@@ -1272,11 +1042,13 @@ generate_base(const struct origs *os, const struct tpreset *v, size_t np)
 	write_s3_config(v, np);
 	run(&r, "generate", "--json", NULL);
 	th_expect_exit(&r, 0, "generate");
+	doc = th_json_parse(r.out.data, r.out.len);
 	for (j = 0; j < np; j++) {
 		snprintf(path, sizeof(path), "presets.%s.generated", v[j].name);
-		cr_assert_eq(jnum(r.out.data, path), (long long)os->n,
+		cr_assert_eq(th_json_num(doc, path), (long long)os->n,
 		    "%s: %s", path, r.out.data);
 	}
+	th_json_free(doc);
 	th_run_release(&r);
 }
 
@@ -1286,6 +1058,7 @@ Test(batch, generate_makes_every_preview, .init = setup_s3)
 {
 	struct origs	 os;
 	struct th_run	 r;
+	struct th_json	*doc;
 	struct counts	 c;
 	struct buf	 ign;
 	struct objv	 prev;
@@ -1309,13 +1082,14 @@ Test(batch, generate_makes_every_preview, .init = setup_s3)
 
 	run(&r, "generate", "--json", NULL);
 	th_expect_exit(&r, 0, "generate");
-	cr_assert_eq(jnum(r.out.data, "originals"), 200);
-	cr_assert_eq(jnum(r.out.data, "ignored"), 2);
+	doc = th_json_parse(r.out.data, r.out.len);
+	cr_assert_eq(th_json_num(doc, "originals"), 200);
+	cr_assert_eq(th_json_num(doc, "ignored"), 2);
 	for (j = 0; j < NP3; j++) {
 		snprintf(path, sizeof(path), "presets.%s.generated", P3[j].name);
-		cr_expect_eq(jnum(r.out.data, path), 200, "%s", path);
+		cr_expect_eq(th_json_num(doc, path), 200, "%s", path);
 		snprintf(path, sizeof(path), "presets.%s.failed", P3[j].name);
-		cr_expect_eq(jnum(r.out.data, path), 0, "%s", path);
+		cr_expect_eq(th_json_num(doc, path), 0, "%s", path);
 	}
 	proxy_counts(&B.px, 0, &c);
 	/*
@@ -1325,9 +1099,10 @@ Test(batch, generate_makes_every_preview, .init = setup_s3)
 	cr_expect_eq(c.get, 200, "GET %lld", c.get);
 	cr_expect_eq(c.put, 600 + NP3, "PUT %lld", c.put);
 	cr_expect_eq(c.head, 200, "HEAD %lld", c.head);
-	cr_expect_eq(c.put, jnum(r.out.data, "requests.put"));
-	cr_expect_eq(c.get, jnum(r.out.data, "requests.get"));
+	cr_expect_eq(c.put, th_json_num(doc, "requests.put"));
+	cr_expect_eq(c.get, th_json_num(doc, "requests.get"));
 	counts_release(&c);
+	th_json_free(doc);
 	th_run_release(&r);
 
 	/* Exactly the previews and the stamps, nothing for the ignored. */
@@ -1359,6 +1134,7 @@ Test(batch, second_generate_only_lists, .init = setup_s3)
 {
 	struct origs	 os;
 	struct th_run	 r;
+	struct th_json	*doc;
 	struct counts	 c;
 	size_t		 j;
 	char		 path[64];
@@ -1370,6 +1146,7 @@ Test(batch, second_generate_only_lists, .init = setup_s3)
 
 	run(&r, "generate", "--json", NULL);
 	th_expect_exit(&r, 0, "second generate");
+	doc = th_json_parse(r.out.data, r.out.len);
 	proxy_counts(&B.px, 0, &c);
 	cr_expect_eq(c.get, 0, "GET %lld", c.get);
 	cr_expect_eq(c.put, 0, "PUT %lld", c.put);
@@ -1379,19 +1156,20 @@ Test(batch, second_generate_only_lists, .init = setup_s3)
 	cr_expect_geq(c.list, 1 + NP3, "LIST %lld", c.list);
 	cr_expect_eq(c.total, c.list);
 	/* And prewctl says the same of itself. */
-	cr_expect_eq(jnum(r.out.data, "requests.list"), c.list);
-	cr_expect_eq(jnum(r.out.data, "requests.get"), 0);
-	cr_expect_eq(jnum(r.out.data, "requests.put"), 0);
-	cr_expect_eq(jnum(r.out.data, "requests.head"), 0);
-	cr_expect_eq(jnum(r.out.data, "requests.delete"), 0);
+	cr_expect_eq(th_json_num(doc, "requests.list"), c.list);
+	cr_expect_eq(th_json_num(doc, "requests.get"), 0);
+	cr_expect_eq(th_json_num(doc, "requests.put"), 0);
+	cr_expect_eq(th_json_num(doc, "requests.head"), 0);
+	cr_expect_eq(th_json_num(doc, "requests.delete"), 0);
 	for (j = 0; j < NP3; j++) {
 		snprintf(path, sizeof(path), "presets.%s.generated", P3[j].name);
-		cr_expect_eq(jnum(r.out.data, path), 0, "%s", path);
+		cr_expect_eq(th_json_num(doc, path), 0, "%s", path);
 		snprintf(path, sizeof(path), "presets.%s.fresh", P3[j].name);
-		cr_expect_eq(jnum(r.out.data, path), (long long)os.n, "%s",
+		cr_expect_eq(th_json_num(doc, path), (long long)os.n, "%s",
 		    path);
 	}
 	counts_release(&c);
+	th_json_free(doc);
 	th_run_release(&r);
 	origs_free(&os);
 }
@@ -1460,6 +1238,7 @@ Test(batch, preset_change_rewrites_that_preset_only, .init = setup_s3)
 	struct origs	 os;
 	struct objv	 before, after;
 	struct th_run	 r;
+	struct th_json	*doc;
 	struct counts	 c;
 	struct checks	 cs = { 0, 0 };
 	size_t		 i, in, stamp, other;
@@ -1478,11 +1257,13 @@ Test(batch, preset_change_rewrites_that_preset_only, .init = setup_s3)
 
 	run(&r, "generate", "--json", NULL);
 	th_expect_exit(&r, 0, "generate after a width change");
-	cr_expect_eq(jnum(r.out.data, "presets.medium.generated"),
+	doc = th_json_parse(r.out.data, r.out.len);
+	cr_expect_eq(th_json_num(doc, "presets.medium.generated"),
 	    (long long)os.n);
-	cr_expect_eq(jnum(r.out.data, "presets.small.generated"), 0);
-	cr_expect_eq(jnum(r.out.data, "presets.sq.generated"), 0);
-	cr_expect_eq(jnum(r.out.data, "presets.small.fresh"), (long long)os.n);
+	cr_expect_eq(th_json_num(doc, "presets.small.generated"), 0);
+	cr_expect_eq(th_json_num(doc, "presets.sq.generated"), 0);
+	cr_expect_eq(th_json_num(doc, "presets.small.fresh"), (long long)os.n);
+	th_json_free(doc);
 	th_run_release(&r);
 	list_all("prew/", &after);
 	cr_assert_eq(compare_snap(&before, &after, pred_width, &wc),
@@ -1516,9 +1297,10 @@ Test(batch, sigterm_then_resume_makes_nothing_twice, .init = setup_s3)
 	struct tpreset	 v[NP3];
 	struct origs	 os;
 	struct th_run	 r;
+	struct th_json	*doc;
 	struct counts	 c;
 	struct checks	 cs = { 0, 0 };
-	struct buf	 errtext;
+	struct buf	 text;
 	const char	*args[8];
 	char		 outp[] = "/tmp/prewctl-batch-out-XXXXXX";
 	char		 errp[] = "/tmp/prewctl-batch-err-XXXXXX";
@@ -1576,21 +1358,26 @@ Test(batch, sigterm_then_resume_makes_nothing_twice, .init = setup_s3)
 		nanosleep(&(struct timespec){ 0, 10 * 1000000L }, NULL);
 	}
 	if (exited) {
-		buf_init(&errtext, BUF_NOMAX);
-		th_read_file(errp, &errtext);
+		buf_init(&text, BUF_NOMAX);
+		th_read_file(errp, &text);
 		cr_assert_fail("generate ended (status 0x%x, %lld PUTs) before "
 		    "it could be interrupted: %.2000s", st, put1,
-		    errtext.data);
+		    text.data);
 	}
 	cr_assert(kill(pid, SIGTERM) == 0);
 	while (waitpid(pid, &st, 0) < 0)
 		cr_assert(errno == EINTR);
 	status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	buf_init(&errtext, BUF_NOMAX);
-	th_read_file(errp, &errtext);
+	buf_init(&text, BUF_NOMAX);
+	th_read_file(errp, &text);
 	cr_expect_eq(status, 143, "interrupted generate: exit %d: %s", status,
-	    errtext.data);
-	buf_release(&errtext);
+	    text.data);
+	buf_release(&text);
+	/* Its --json output is JSON too, summary and all. */
+	buf_init(&text, BUF_NOMAX);
+	th_read_file(outp, &text);
+	th_json_free(th_json_parse(text.data, text.len));
+	buf_release(&text);
 	unlink(outp);
 	unlink(errp);
 	proxy_counts(&B.px, 0, &c);
@@ -1601,10 +1388,11 @@ Test(batch, sigterm_then_resume_makes_nothing_twice, .init = setup_s3)
 
 	run(&r, "generate", "-j", "2", "--json", NULL);
 	th_expect_exit(&r, 0, "generate after SIGTERM");
-	cr_expect_eq(jnum(r.out.data, "presets.medium.generated"), 0);
-	cr_expect_eq(jnum(r.out.data, "presets.sq.generated"), 0);
+	doc = th_json_parse(r.out.data, r.out.len);
+	cr_expect_eq(th_json_num(doc, "presets.medium.generated"), 0);
+	cr_expect_eq(th_json_num(doc, "presets.sq.generated"), 0);
 	/* Nothing made twice but what was in flight when it stopped. */
-	gen2 = jnum(r.out.data, "presets.small.generated");
+	gen2 = th_json_num(doc, "presets.small.generated");
 	cr_log_info("sigterm: %lld PUTs before exit 143, %lld previews "
 	    "after, %zu needed", put1, gen2, needed);
 	cr_expect_geq(gen2 + put1 - 1, (long long)needed, "the second run "
@@ -1613,6 +1401,7 @@ Test(batch, sigterm_then_resume_makes_nothing_twice, .init = setup_s3)
 	cr_expect_leq(gen2 + put1 - 1, (long long)needed + jobs * NP3,
 	    "the second run made %lld small previews after %lld PUTs in the "
 	    "first", gen2, put1);
+	th_json_free(doc);
 	th_run_release(&r);
 
 	proxy_counts(&B.px, 0, &c);
@@ -1692,6 +1481,7 @@ Test(batch, replaced_original_rewrites_its_previews_only, .init = setup_s3)
 	struct objv	 before, after;
 	struct strv	 mine = { NULL, 0 };
 	struct th_run	 r;
+	struct th_json	*doc;
 	struct counts	 c;
 	struct checks	 cs = { 0, 0 };
 	struct orig	 now;
@@ -1719,12 +1509,14 @@ Test(batch, replaced_original_rewrites_its_previews_only, .init = setup_s3)
 
 	run(&r, "generate", "--json", NULL);
 	th_expect_exit(&r, 0, "generate after a replacement");
+	doc = th_json_parse(r.out.data, r.out.len);
 	for (j = 0; j < NP3; j++) {
 		char path[64];
 
 		snprintf(path, sizeof(path), "presets.%s.generated", P3[j].name);
-		cr_expect_eq(jnum(r.out.data, path), 1, "%s", path);
+		cr_expect_eq(th_json_num(doc, path), 1, "%s", path);
 	}
+	th_json_free(doc);
 	th_run_release(&r);
 	list_all("prew/", &after);
 	cr_assert_eq(compare_snap(&before, &after, pred_in, &mine), NP3);
@@ -1793,6 +1585,7 @@ Test(batch, purge_deletes_exactly_the_orphans, .init = setup_s3)
 	struct strv	 got = { NULL, 0 };
 	struct objv	 before, after;
 	struct th_run	 r;
+	struct th_json	*doc;
 	struct counts	 c;
 	size_t		 i;
 	char		*key;
@@ -1809,9 +1602,11 @@ Test(batch, purge_deletes_exactly_the_orphans, .init = setup_s3)
 
 	run(&r, "purge", "--dry-run", "--json", NULL);
 	th_expect_exit(&r, 0, "purge --dry-run");
-	jstrings(r.out.data, "keys", &got);
+	doc = th_json_parse(r.out.data, r.out.len);
+	jstrings(doc, "keys", &got);
 	cr_assert_eq(strv_diff(&got, &want, "purge --dry-run"), 0);
-	cr_expect_eq(jnum(r.out.data, "would_delete"), 30);
+	cr_expect_eq(th_json_num(doc, "would_delete"), 30);
+	th_json_free(doc);
 	th_run_release(&r);
 	proxy_counts(&B.px, 0, &c);
 	cr_expect_eq(c.del, 0, "DELETE %lld in a dry run", c.del);
@@ -1823,8 +1618,10 @@ Test(batch, purge_deletes_exactly_the_orphans, .init = setup_s3)
 
 	run(&r, "purge", "--json", NULL);
 	th_expect_exit(&r, 0, "purge");
-	cr_expect_eq(jnum(r.out.data, "deleted"), 30);
-	cr_expect_eq(jnum(r.out.data, "failed"), 0);
+	doc = th_json_parse(r.out.data, r.out.len);
+	cr_expect_eq(th_json_num(doc, "deleted"), 30);
+	cr_expect_eq(th_json_num(doc, "failed"), 0);
+	th_json_free(doc);
 	th_run_release(&r);
 	proxy_counts(&B.px, 0, &c);
 	cr_expect_geq(c.del, 1);
@@ -1861,6 +1658,7 @@ Test(batch, purge_removed_presets_empties_that_prefix, .init = setup_s3)
 	struct objv	 before, after;
 	struct strv	 got = { NULL, 0 }, want = { NULL, 0 };
 	struct th_run	 r;
+	struct th_json	*doc;
 	struct counts	 c;
 	char		*sq = s3_key("prew/sq/", "");
 	char		*sqstamp = s3_key("prew/.prewctl-stamp-sq", "");
@@ -1881,14 +1679,18 @@ Test(batch, purge_removed_presets_empties_that_prefix, .init = setup_s3)
 
 	run(&r, "purge", "--removed-presets", "--dry-run", "--json", NULL);
 	th_expect_exit(&r, 0, "purge --removed-presets --dry-run");
-	jstrings(r.out.data, "keys", &got);
+	doc = th_json_parse(r.out.data, r.out.len);
+	jstrings(doc, "keys", &got);
 	cr_assert_eq(strv_diff(&got, &want, "purge --removed-presets "
 	    "--dry-run"), 0);
+	th_json_free(doc);
 	th_run_release(&r);
 
 	run(&r, "purge", "--removed-presets", "--json", NULL);
 	th_expect_exit(&r, 0, "purge --removed-presets");
-	cr_expect_eq(jnum(r.out.data, "deleted"), (long long)os.n + 1);
+	doc = th_json_parse(r.out.data, r.out.len);
+	cr_expect_eq(th_json_num(doc, "deleted"), (long long)os.n + 1);
+	th_json_free(doc);
 	th_run_release(&r);
 	proxy_counts(&B.px, 0, &c);
 	cr_expect_eq(c.put, 0);
@@ -1933,6 +1735,7 @@ Test(batch, plan_agrees_with_generate, .init = setup_s3)
 	struct origs	 os, more;
 	struct strv	 del = { NULL, 0 }, mine = { NULL, 0 };
 	struct th_run	 r;
+	struct th_json	*doc;
 	struct counts	 c;
 	char		 path[96], *key;
 	long long	 plan[NP3][5], total = 0;
@@ -1981,13 +1784,15 @@ Test(batch, plan_agrees_with_generate, .init = setup_s3)
 
 	run(&r, "plan", "--json", NULL);
 	th_expect_exit(&r, 0, "plan");
-	cr_expect_eq(jnum(r.out.data, "originals"), (long long)os.n + 4 - 2);
+	doc = th_json_parse(r.out.data, r.out.len);
+	cr_expect_eq(th_json_num(doc, "originals"), (long long)os.n + 4 - 2);
 	for (j = 0; j < NP3; j++)
 		for (i = 0; i < 5; i++) {
 			snprintf(path, sizeof(path), "presets.%s.%s",
 			    v[j].name, states[i]);
-			plan[j][i] = jnum(r.out.data, path);
+			plan[j][i] = th_json_num(doc, path);
 		}
+	th_json_free(doc);
 	th_run_release(&r);
 	proxy_counts(&B.px, 0, &c);
 	cr_expect_eq(c.put + c.del + c.head, 0, "plan: %lld PUT, %lld "
@@ -2013,19 +1818,21 @@ Test(batch, plan_agrees_with_generate, .init = setup_s3)
 
 	run(&r, "generate", "--json", NULL);
 	th_expect_exit(&r, 0, "generate after plan");
+	doc = th_json_parse(r.out.data, r.out.len);
 	for (j = 0; j < NP3; j++) {
 		long long gen;
 
 		snprintf(path, sizeof(path), "presets.%s.generated", v[j].name);
-		gen = jnum(r.out.data, path);
+		gen = th_json_num(doc, path);
 		cr_expect_eq(gen, plan[j][0] + plan[j][1] + plan[j][2],
 		    "%s: generated %lld, plan said %lld+%lld+%lld", v[j].name,
 		    gen, plan[j][0], plan[j][1], plan[j][2]);
 		total += gen;
 		snprintf(path, sizeof(path), "presets.%s.fresh", v[j].name);
-		cr_expect_eq(jnum(r.out.data, path), plan[j][3], "%s fresh",
+		cr_expect_eq(th_json_num(doc, path), plan[j][3], "%s fresh",
 		    v[j].name);
 	}
+	th_json_free(doc);
 	th_run_release(&r);
 	proxy_counts(&B.px, 0, &c);
 	/* Plus the one stamp of the changed preset. */
@@ -2099,6 +1906,7 @@ dir_generate_base(const struct origs *os, const struct tpreset *v,
     size_t np)
 {
 	struct th_run	r;
+	struct th_json	*doc;
 	size_t		i;
 
 	for (i = 0; i < os->n; i++)
@@ -2106,8 +1914,10 @@ dir_generate_base(const struct origs *os, const struct tpreset *v,
 	write_dir_config(v, np);
 	run(&r, "generate", "--json", NULL);
 	th_expect_exit(&r, 0, "generate (folder)");
-	cr_assert_eq(jnum(r.out.data, "presets.small.generated"),
+	doc = th_json_parse(r.out.data, r.out.len);
+	cr_assert_eq(th_json_num(doc, "presets.small.generated"),
 	    (long long)os->n);
+	th_json_free(doc);
 	th_run_release(&r);
 }
 
@@ -2254,6 +2064,7 @@ Test(batch, folder_second_generate_writes_nothing, .init = setup_dir)
 	struct origs	 os;
 	struct fstate	*b, *a;
 	struct th_run	 r;
+	struct th_json	*doc;
 	size_t		 nb, na;
 
 	dir_origs(&os);
@@ -2261,10 +2072,12 @@ Test(batch, folder_second_generate_writes_nothing, .init = setup_dir)
 	dir_snapshot(&b, &nb);
 	run(&r, "generate", "--json", NULL);
 	th_expect_exit(&r, 0, "second generate (folder)");
-	cr_expect_eq(jnum(r.out.data, "requests.put"), 0);
+	doc = th_json_parse(r.out.data, r.out.len);
+	cr_expect_eq(th_json_num(doc, "requests.put"), 0);
 	/* A file's ETag is no MD5: the stamps are read, nothing else. */
-	cr_expect_leq(jnum(r.out.data, "requests.get"), NP3);
-	cr_expect_eq(jnum(r.out.data, "presets.sq.fresh"), (long long)os.n);
+	cr_expect_leq(th_json_num(doc, "requests.get"), NP3);
+	cr_expect_eq(th_json_num(doc, "presets.sq.fresh"), (long long)os.n);
+	th_json_free(doc);
 	th_run_release(&r);
 	dir_snapshot(&a, &na);
 	dir_compare(b, nb, a, na, NULL);
@@ -2280,6 +2093,7 @@ Test(batch, folder_preset_change_rewrites_that_preset_only,
 	struct origs	 os;
 	struct fstate	*b, *a;
 	struct th_run	 r;
+	struct th_json	*doc;
 	size_t		 nb, na;
 	const char	*changed[] = { "prew/sq/", "prew/.prewctl-stamp-sq",
 			    NULL };
@@ -2292,10 +2106,12 @@ Test(batch, folder_preset_change_rewrites_that_preset_only,
 	write_dir_config(v, NP3);
 	run(&r, "generate", "--json", NULL);
 	th_expect_exit(&r, 0, "generate after a width change (folder)");
-	cr_expect_eq(jnum(r.out.data, "presets.sq.generated"),
+	doc = th_json_parse(r.out.data, r.out.len);
+	cr_expect_eq(th_json_num(doc, "presets.sq.generated"),
 	    (long long)os.n);
-	cr_expect_eq(jnum(r.out.data, "presets.small.generated"), 0);
-	cr_expect_eq(jnum(r.out.data, "presets.medium.generated"), 0);
+	cr_expect_eq(th_json_num(doc, "presets.small.generated"), 0);
+	cr_expect_eq(th_json_num(doc, "presets.medium.generated"), 0);
+	th_json_free(doc);
 	th_run_release(&r);
 	dir_snapshot(&a, &na);
 	cr_assert_eq(dir_compare(b, nb, a, na, changed), os.n + 1);
@@ -2312,6 +2128,7 @@ Test(batch, folder_purge_deletes_exactly_the_orphans, .init = setup_dir)
 	struct strv	 left = { NULL, 0 };
 	struct fstate	*b, *a;
 	struct th_run	 r;
+	struct th_json	*doc;
 	char		 path[1024];
 	size_t		 nb, na, i;
 
@@ -2329,8 +2146,10 @@ Test(batch, folder_purge_deletes_exactly_the_orphans, .init = setup_dir)
 
 	run(&r, "purge", "--dry-run", "--json", NULL);
 	th_expect_exit(&r, 0, "purge --dry-run (folder)");
-	jstrings(r.out.data, "keys", &got);
+	doc = th_json_parse(r.out.data, r.out.len);
+	jstrings(doc, "keys", &got);
 	cr_assert_eq(strv_diff(&got, &want, "purge --dry-run (folder)"), 0);
+	th_json_free(doc);
 	th_run_release(&r);
 	dir_snapshot(&a, &na);
 	dir_compare(b, nb, a, na, NULL);
@@ -2338,7 +2157,9 @@ Test(batch, folder_purge_deletes_exactly_the_orphans, .init = setup_dir)
 
 	run(&r, "purge", "--json", NULL);
 	th_expect_exit(&r, 0, "purge (folder)");
-	cr_expect_eq(jnum(r.out.data, "deleted"), 30);
+	doc = th_json_parse(r.out.data, r.out.len);
+	cr_expect_eq(th_json_num(doc, "deleted"), 30);
+	th_json_free(doc);
 	th_run_release(&r);
 	dir_snapshot(&a, &na);
 	strv_free(&got);
@@ -2439,6 +2260,7 @@ Test(batch, purge_deletes_a_control_character_orphan, .init = setup_s3)
 	struct origs	 os;
 	struct strv	 got = { NULL, 0 }, want = { NULL, 0 };
 	struct th_run	 r;
+	struct th_json	*doc;
 	struct counts	 c;
 	struct objv	 left;
 	char		*key, *plain;
@@ -2456,8 +2278,10 @@ Test(batch, purge_deletes_a_control_character_orphan, .init = setup_s3)
 
 	run(&r, "purge", "--dry-run", "--json", NULL);
 	th_expect_exit(&r, 0, "purge --dry-run");
-	jstrings(r.out.data, "keys", &got);
+	doc = th_json_parse(r.out.data, r.out.len);
+	jstrings(doc, "keys", &got);
 	cr_assert_eq(strv_diff(&got, &want, "purge --dry-run"), 0);
+	th_json_free(doc);
 	th_run_release(&r);
 
 	proxy_counts(&B.px, 1, &c);
@@ -2471,7 +2295,9 @@ Test(batch, purge_deletes_a_control_character_orphan, .init = setup_s3)
 	cr_expect_eq(left.n, 0);
 	objv_free(&left);
 	th_expect_exit(&r, 0, "purge");
-	cr_expect_eq(jnum(r.out.data, "deleted"), 2);
+	doc = th_json_parse(r.out.data, r.out.len);
+	cr_expect_eq(th_json_num(doc, "deleted"), 2);
+	th_json_free(doc);
 	th_run_release(&r);
 
 	free(key);

@@ -23,16 +23,10 @@
  */
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +36,6 @@
 #include <vips/vips.h>
 
 #include "helpers.h"
-
-extern char **environ;
 
 #define FPROXY		"tests/s3-fault-proxy"
 #define NORIG		30
@@ -278,44 +270,6 @@ fproxy_stop(struct fproxy *px)
 	}
 }
 
-/* The number after "name": at or after from; asserts it is there. */
-static long long
-jnum(const char *from, const char *name)
-{
-	char		 pat[64];
-	const char	*p;
-	char		*end;
-	long long	 v;
-
-	cr_assert_not_null(from);
-	snprintf(pat, sizeof(pat), "\"%s\":", name);
-	p = strstr(from, pat);
-	cr_assert_not_null(p, "no \"%s\" in %.500s", name, from);
-	p += strlen(pat);
-	while (*p == ' ')
-		p++;
-	errno = 0;
-	v = strtoll(p, &end, 10);
-	cr_assert(errno == 0 && end != p, "bad number for \"%s\"", name);
-	return v;
-}
-
-static int
-jbool(const char *from, const char *name)
-{
-	char		 pat[64];
-	const char	*p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", name);
-	p = strstr(from, pat);
-	cr_assert_not_null(p, "no \"%s\" in %.500s", name, from);
-	p += strlen(pat);
-	while (*p == ' ')
-		p++;
-	cr_assert(strncmp(p, "true", 4) == 0 || strncmp(p, "false", 5) == 0);
-	return *p == 't';
-}
-
 static void
 pstats_release(struct pstats *s)
 {
@@ -331,54 +285,46 @@ pstats_release(struct pstats *s)
 static void
 pstats_read(const struct fproxy *px, struct pstats *s)
 {
-	struct buf	 b;
-	const char	*req, *flt, *pp, *q;
+	struct buf		 b;
+	struct th_json		*doc;
+	const struct th_json	*pp;
+	size_t			 i;
 
 	memset(s, 0, sizeof(*s));
 	buf_init(&b, BUF_NOMAX);
 	th_read_file(px->stats, &b);
-	req = strstr(b.data, "\"requests\":");
-	flt = strstr(b.data, "\"faults\":");
-	pp = strstr(b.data, "\"put_paths\":");
-	cr_assert(req != NULL && flt != NULL && pp != NULL,
+	doc = th_json_parse(b.data, b.len);
+	s->down = th_json_bool(doc, "down");
+	s->listening = th_json_bool(doc, "listening");
+	s->req_list = th_json_num(doc, "requests.LIST");
+	s->req_get = th_json_num(doc, "requests.GET");
+	s->req_put = th_json_num(doc, "requests.PUT");
+	s->req_head = th_json_num(doc, "requests.HEAD");
+	s->req_del = th_json_num(doc, "requests.DELETE");
+	s->req_other = th_json_num(doc, "requests.OTHER");
+	s->req_total = th_json_num(doc, "requests.total");
+	s->slowdown = th_json_num(doc, "faults.slowdown");
+	s->internal = th_json_num(doc, "faults.internal");
+	s->reset = th_json_num(doc, "faults.reset");
+	s->reset_fresh = th_json_num(doc, "faults.reset_fresh");
+	s->cut = th_json_num(doc, "faults.cut");
+	s->stall = th_json_num(doc, "faults.stall");
+	s->refused = th_json_num(doc, "faults.refused");
+	s->faults = th_json_num(doc, "faults.total");
+	pp = th_json_at(doc, "put_paths");
+	cr_assert(pp != NULL && th_json_type(pp) == TH_JSON_ARRAY,
 	    "bad stats from the proxy: %.300s", b.data);
-	s->down = jbool(b.data, "down");
-	s->listening = jbool(b.data, "listening");
-	s->req_list = jnum(req, "LIST");
-	s->req_get = jnum(req, "GET");
-	s->req_put = jnum(req, "PUT");
-	s->req_head = jnum(req, "HEAD");
-	s->req_del = jnum(req, "DELETE");
-	s->req_other = jnum(req, "OTHER");
-	s->req_total = jnum(req, "total");
-	s->slowdown = jnum(flt, "slowdown");
-	s->internal = jnum(flt, "internal");
-	s->reset = jnum(flt, "reset");
-	s->reset_fresh = jnum(flt, "reset_fresh");
-	s->cut = jnum(flt, "cut");
-	s->stall = jnum(flt, "stall");
-	s->refused = jnum(flt, "refused");
-	s->faults = jnum(flt, "total");
-	/* Keys here are plain ASCII: no escapes in the strings. */
-	q = strchr(pp, '[');
-	cr_assert_not_null(q);
-	for (q++; *q != ']';) {
-		const char *end;
-
-		while (*q == ' ' || *q == ',')
-			q++;
-		if (*q == ']')
-			break;
-		cr_assert(*q == '"', "bad put_paths at %.50s", q);
-		end = strchr(q + 1, '"');
-		cr_assert_not_null(end);
-		s->put_paths = realloc(s->put_paths, (s->nput_paths + 1) *
-		    sizeof(*s->put_paths));
-		cr_assert_not_null(s->put_paths);
-		s->put_paths[s->nput_paths++] = strndup(q + 1,
-		    (size_t)(end - q - 1));
-		q = end + 1;
+	s->nput_paths = th_json_len(pp);
+	if (s->nput_paths > 0)
+		cr_assert_not_null(s->put_paths = calloc(s->nput_paths,
+		    sizeof(*s->put_paths)));
+	for (i = 0; i < s->nput_paths; i++) {
+		cr_assert_eq(th_json_type(th_json_item(pp, i)), TH_JSON_STRING,
+		    "bad put_paths[%zu] from the proxy", i);
+		cr_assert_not_null(s->put_paths[i] =
+		    strdup(th_json_str(th_json_item(pp, i), "")));
 	}
+	th_json_free(doc);
 	buf_release(&b);
 }
 
@@ -425,35 +371,40 @@ write_cfg(const char *prefix, const char *endpoint, int retries,
 static double
 generate(const char *cfg, struct th_run *r, struct gen_json *j)
 {
-	const char	*args[] = { "-c", cfg, "generate", "-j", "2", "--json",
-			    NULL };
-	const char	*p, *req;
-	double		 t0 = th_now();
+	const char		*args[] = { "-c", cfg, "generate", "-j", "2",
+				    "--json", NULL };
+	const struct th_json	*ps, *fs;
+	struct th_json		*doc;
+	size_t			 i;
 
 	th_prewctl(r, args, NULL);
-	t0 = th_now() - t0;
 	memset(j, 0, sizeof(*j));
 	cr_assert(r->out.len > 0 && r->out.data[0] == '{',
 	    "no JSON on stdout (exit %d); stderr: %.2000s", r->status,
 	    r->err.data);
-	j->exit_code = jnum(r->out.data, "exit");
-	for (p = r->out.data; (p = strstr(p, "\"generated\":")) != NULL;
-	    p++)
-		j->generated += jnum(p, "generated");
-	for (p = r->out.data; (p = strstr(p, "\"failed\":")) != NULL; p++)
-		j->failed += jnum(p, "failed");
-	req = strstr(r->out.data, "\"requests\":");
-	cr_assert_not_null(req);
-	j->list = jnum(req, "list");
-	j->get = jnum(req, "get");
-	j->put = jnum(req, "put");
-	j->head = jnum(req, "head");
-	j->del = jnum(req, "delete");
-	j->retries = jnum(req, "retries");
-	j->no_failures = strstr(r->out.data, "\"failures\":[]") != NULL;
+	doc = th_json_parse(r->out.data, r->out.len);
+	j->exit_code = th_json_num(doc, "exit");
+	/* Over all presets. */
+	ps = th_json_at(doc, "presets");
+	cr_assert(ps != NULL && th_json_type(ps) == TH_JSON_OBJECT,
+	    "no presets object in the JSON");
+	for (i = 0; i < th_json_len(ps); i++) {
+		j->generated += th_json_num(th_json_item(ps, i), "generated");
+		j->failed += th_json_num(th_json_item(ps, i), "failed");
+	}
+	j->list = th_json_num(doc, "requests.list");
+	j->get = th_json_num(doc, "requests.get");
+	j->put = th_json_num(doc, "requests.put");
+	j->head = th_json_num(doc, "requests.head");
+	j->del = th_json_num(doc, "requests.delete");
+	j->retries = th_json_num(doc, "retries");
+	fs = th_json_at(doc, "failures");
+	j->no_failures = fs != NULL && th_json_type(fs) == TH_JSON_ARRAY &&
+	    th_json_len(fs) == 0;
+	th_json_free(doc);
 	cr_assert_eq(j->exit_code, r->status, "--json says exit %lld, the "
 	    "process exited %d", j->exit_code, r->status);
-	return t0;
+	return r->secs;
 }
 
 /*
@@ -854,6 +805,7 @@ Test(faults, purge_with_deletes_denied_exits_3_and_deletes_nothing)
 	struct fproxy	*px;
 	struct pstats	 ps;
 	struct th_run	 r;
+	struct th_json	*doc;
 	struct s3_error	 err;
 	char		*cfg, key[512], area[300], line[128];
 	const char	*p;
@@ -881,9 +833,11 @@ Test(faults, purge_with_deletes_denied_exits_3_and_deletes_nothing)
 	cr_log_info("denied purge: exit %d, %lld DeleteObjects requests",
 	    r.status, ps.req_del);
 	th_expect_exit(&r, 3, "purge with deletes denied");
-	cr_assert_eq(jnum(r.out.data, "deleted"), 0, "%s", r.out.data);
-	cr_assert_eq(jnum(r.out.data, "would_delete"), NORPHAN);
-	failed = jnum(r.out.data, "failed");
+	doc = th_json_parse(r.out.data, r.out.len);
+	cr_assert_eq(th_json_num(doc, "deleted"), 0, "%s", r.out.data);
+	cr_assert_eq(th_json_num(doc, "would_delete"), NORPHAN);
+	failed = th_json_num(doc, "failed");
+	th_json_free(doc);
 	/* Each key tried is reported by name, with the server's reason. */
 	for (i = 0; i < NORPHAN; i++) {
 		snprintf(line, sizeof(line), "gone-%04d.jpg': ", i);

@@ -29,7 +29,6 @@
  * the preset's width: the width is the preset's, the height in proportion,
  * +-1 for rounding), never from prewctl's own output.
  */
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -41,11 +40,8 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +51,6 @@
 #include <vips/vips.h>
 
 #include "helpers.h"
-
-extern char **environ;
 
 #define HOSTILE		"tests/s3-hostile-server"
 #define HOSTILE_SECS	"300"
@@ -75,14 +69,6 @@ static struct {
 	char			 paths[96][128];	/* under tmp */
 	int			 npaths;
 } H;
-
-struct run {
-	int		 status;	/* exit code, or 128 + signal */
-	double		 secs;
-	long		 maxrss_kb;
-	struct buf	 out;
-	struct buf	 err;
-};
 
 static void
 pause_ms(long ms)
@@ -122,25 +108,30 @@ write_file(const char *what, const char *text)
 
 /* ---- running prewctl ---------------------------------------------------- */
 
+/* Runs to the end: th_run, with these deadlines. */
+static const struct th_opts run_opts = { NULL, RUN_LIMIT, NULL };
+static const struct th_opts hostile_opts = { NULL, HOSTILE_LIMIT, NULL };
+
+#define RUN(r, ...) th_run((r), &run_opts,				\
+	(const char *const []){ __VA_ARGS__, NULL })
+
 /*
- * Wait for pid until limit seconds from now; kill it and fail past that.
- * Returns the exit code (128 + signal when killed).
+ * Runs the test signals, or two at once, are spawned (th_spawn_prewctl)
+ * and reaped here: wait for pid until limit seconds from now; kill it and
+ * fail past that. Returns the exit code (128 + signal when killed).
  */
 static int
-reap(pid_t pid, double limit, struct rusage *ru, const char *what)
+reap(pid_t pid, double limit, const char *what)
 {
-	struct rusage	 dummy;
-	double		 deadline = th_now() + limit;
-	pid_t		 r;
-	int		 st;
+	double	deadline = th_now() + limit;
+	pid_t	r;
+	int	st;
 
-	if (ru == NULL)
-		ru = &dummy;
 	for (;;) {
-		r = wait4(pid, &st, WNOHANG, ru);
+		r = waitpid(pid, &st, WNOHANG);
 		if (r == pid)
 			break;
-		cr_assert(r == 0 || errno == EINTR, "wait4: %s",
+		cr_assert(r == 0 || errno == EINTR, "waitpid: %s",
 		    strerror(errno));
 		if (th_now() > deadline) {
 			kill(pid, SIGKILL);
@@ -155,46 +146,21 @@ reap(pid_t pid, double limit, struct rusage *ru, const char *what)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* A reaped run's status and what it wrote (free with th_run_release). */
 static void
-run_release(struct run *r)
+spawned_output(struct th_run *r, int status, const char *out,
+    const char *err)
 {
-	buf_release(&r->out);
-	buf_release(&r->err);
-}
-
-/* Read what a spawned prewctl wrote. */
-static void
-run_collect(struct run *r, const char *out, const char *err)
-{
+	memset(r, 0, sizeof(*r));
+	r->status = status;
 	buf_init(&r->out, BUF_NOMAX);
 	buf_init(&r->err, BUF_NOMAX);
 	th_read_file(out, &r->out);
 	th_read_file(err, &r->err);
 }
 
-/* Run prewctl to the end (at most limit seconds). */
 static void
-run_env(struct run *r, double limit, const char *const *extra,
-    const char *const *args)
-{
-	struct rusage	 ru;
-	const char	*out = tmp_path("out"), *err = tmp_path("err");
-	double		 t0 = th_now();
-	pid_t		 pid;
-
-	memset(r, 0, sizeof(*r));
-	pid = th_spawn_prewctl(args, extra, out, err);
-	r->status = reap(pid, limit, &ru, args[2] != NULL ? args[2] : "run");
-	r->secs = th_now() - t0;
-	r->maxrss_kb = ru.ru_maxrss;
-	run_collect(r, out, err);
-}
-
-#define RUN(r, ...) run_env((r), RUN_LIMIT, NULL,			\
-	(const char *const []){ __VA_ARGS__, NULL })
-
-static void
-expect_exit(const struct run *r, int code, const char *what)
+expect_exit(const struct th_run *r, int code, const char *what)
 {
 	cr_expect_eq(r->status, code, "%s: exit %d, not %d\nstdout: %s\n"
 	    "stderr: %s", what, r->status, code, r->out.data, r->err.data);
@@ -619,7 +585,7 @@ expect_no_leak(const char *text, const char *what)
 static void
 hostile(const char *mode, const char *const *why)
 {
-	struct run	 r;
+	struct th_run	 r;
 	char		 endpoint[64], *cfg;
 	size_t		 i;
 	int		 port, named = 0;
@@ -628,7 +594,7 @@ hostile(const char *mode, const char *const *why)
 	    NULL });
 	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
 	cfg = s3_config(endpoint, NULL, 3, presets2);
-	run_env(&r, HOSTILE_LIMIT, NULL,
+	th_run(&r, &hostile_opts,
 	    (const char *const []){ "-c", cfg, "plan", NULL });
 	cr_log_info("%s: exit %d in %.1f s, peak RSS %ld KB: %s", mode,
 	    r.status, r.secs, r.maxrss_kb, r.err.data);
@@ -643,7 +609,7 @@ hostile(const char *mode, const char *const *why)
 	    r.maxrss_kb);
 	expect_no_leak(r.out.data, mode);
 	expect_no_leak(r.err.data, mode);
-	run_release(&r);
+	th_run_release(&r);
 }
 
 Test(hardening, listing_xxe)
@@ -709,14 +675,14 @@ wait_for_previews(pid_t pid, size_t want, int folder)
 
 /* generate -j 2, interrupted with sig1 (then sig2 unless 0). */
 static void
-interrupt(const char *cfg, int folder, int sig1, int sig2, struct run *r,
-    double *after_last)
+interrupt(const char *cfg, int folder, int sig1, int sig2,
+    struct th_run *r, double *after_last)
 {
 	const char	*out = tmp_path("out"), *err = tmp_path("err");
 	double		 t;
 	pid_t		 pid;
+	int		 st;
 
-	memset(r, 0, sizeof(*r));
 	pid = th_spawn_prewctl((const char *const []){ "-c", cfg, "generate",
 	    "-j", "2", NULL }, NULL, out, err);
 	wait_for_previews(pid, 2, folder);
@@ -724,9 +690,9 @@ interrupt(const char *cfg, int folder, int sig1, int sig2, struct run *r,
 	if (sig2 != 0)
 		cr_assert(kill(pid, sig2) == 0);
 	t = th_now();
-	r->status = reap(pid, RUN_LIMIT, NULL, "interrupted generate");
+	st = reap(pid, RUN_LIMIT, "interrupted generate");
 	*after_last = th_now() - t;
-	run_collect(r, out, err);
+	spawned_output(r, st, out, err);
 	cr_log_info("exit %d, %.2f s after the last signal\nstdout: %s\n"
 	    "stderr: %s", r->status, *after_last, r->out.data, r->err.data);
 }
@@ -734,7 +700,7 @@ interrupt(const char *cfg, int folder, int sig1, int sig2, struct run *r,
 static void
 signal_once(int sig, int code)
 {
-	struct run	 r;
+	struct th_run	 r;
 	char		*cfg;
 	double		 secs;
 	size_t		 n;
@@ -754,14 +720,14 @@ signal_once(int sig, int code)
 	cr_expect_lt(n, (size_t)SIG_N * 2, "all %zu previews made: it did "
 	    "not stop taking work", n);
 	cr_expect_geq(n, 2);
-	run_release(&r);
+	th_run_release(&r);
 
 	/* What was stopped is finished by the next run. */
 	RUN(&r, "-c", cfg, "generate", "-j", "2");
 	expect_exit(&r, 0, "generate after the interrupted one");
 	cr_expect_eq(check_s3_previews(0, SIG_W, SIG_H), SIG_N);
 	cr_expect_eq(check_s3_previews(1, SIG_W, SIG_H), SIG_N);
-	run_release(&r);
+	th_run_release(&r);
 }
 
 Test(hardening, sigint_stops_cleanly)
@@ -781,7 +747,7 @@ Test(hardening, sigterm_stops_cleanly)
  * the later one (SIGTERM) runs first, so either may count as the second.
  */
 static void
-expect_at_once(const struct run *r, double secs, const char *what)
+expect_at_once(const struct th_run *r, double secs, const char *what)
 {
 	cr_expect(r->status == 130 || r->status == 143, "%s: exit %d\n"
 	    "stderr: %s", what, r->status, r->err.data);
@@ -794,7 +760,7 @@ expect_at_once(const struct run *r, double secs, const char *what)
 
 Test(hardening, second_signal_exits_at_once)
 {
-	struct run	 r;
+	struct th_run	 r;
 	char		*cfg;
 	double		 secs;
 
@@ -805,12 +771,12 @@ Test(hardening, second_signal_exits_at_once)
 	/* PUT is atomic: whatever is there is whole. */
 	check_s3_previews(0, SIG_W, SIG_H);
 	check_s3_previews(1, SIG_W, SIG_H);
-	run_release(&r);
+	th_run_release(&r);
 }
 
 Test(hardening, folder_sigterm_leaves_no_temp_files, .init = setup_dir)
 {
-	struct run	 r;
+	struct th_run	 r;
 	char		*cfg;
 	double		 secs;
 
@@ -827,7 +793,7 @@ Test(hardening, folder_sigterm_leaves_no_temp_files, .init = setup_dir)
 	    W.previews);
 	cr_expect_lt(W.previews, (size_t)SIG_N * 2, "all %zu previews made",
 	    W.previews);
-	run_release(&r);
+	th_run_release(&r);
 }
 
 /*
@@ -838,7 +804,7 @@ Test(hardening, folder_sigterm_leaves_no_temp_files, .init = setup_dir)
 Test(hardening, folder_two_signals_leave_no_partial_preview,
     .init = setup_dir)
 {
-	struct run	 r;
+	struct th_run	 r;
 	char		*cfg;
 	double		 secs;
 
@@ -851,7 +817,7 @@ Test(hardening, folder_two_signals_leave_no_partial_preview,
 	    W.tmp, W.previews);
 	cr_expect_eq(W.bad, 0, "%zu of %zu previews are wrong", W.bad,
 	    W.previews);
-	run_release(&r);
+	th_run_release(&r);
 }
 
 /* ---- 7. overlap ---------------------------------------------------------- */
@@ -876,14 +842,13 @@ Test(hardening, overlapping_runs_both_finish)
 		    "generate", "-j", "2", NULL }, NULL, out[i], err[i]);
 	}
 	for (i = 0; i < 2; i++)
-		st[i] = reap(pid[i], RUN_LIMIT, NULL, "overlapping generate");
+		st[i] = reap(pid[i], RUN_LIMIT, "overlapping generate");
 	for (i = 0; i < 2; i++) {
-		struct run	r;
+		struct th_run	r;
 
-		run_collect(&r, out[i], err[i]);
-		r.status = st[i];
+		spawned_output(&r, st[i], out[i], err[i]);
 		expect_exit(&r, 0, i == 0 ? "first run" : "second run");
-		run_release(&r);
+		th_run_release(&r);
 	}
 	cr_expect_eq(check_s3_previews(0, OV_W, OV_H), OV_N);
 	cr_expect_eq(check_s3_previews(1, OV_W, OV_H), OV_N);
@@ -930,7 +895,8 @@ Test(hardening, verbose_output_has_no_secrets)
 		    NULL },
 	};
 	const char	*secret = th_env()->secret_key;
-	struct run	 r;
+	struct th_opts	 o = run_opts;
+	struct th_run	 r;
 	char		*cfg, key[512], what[128];
 	const char	*args[12];
 	size_t		 e, c, i, n;
@@ -954,8 +920,8 @@ Test(hardening, verbose_output_has_no_secrets)
 			for (i = 0; cmds[c][i] != NULL; i++)
 				args[n++] = cmds[c][i];
 			args[n] = NULL;
-			run_env(&r, RUN_LIMIT, envs[e][0] != NULL ? envs[e] :
-			    NULL, args);
+			o.env = envs[e][0] != NULL ? envs[e] : NULL;
+			th_run(&r, &o, args);
 			snprintf(what, sizeof(what), "%s (environment %zu, "
 			    "exit %d)", cmds[c][0], e, r.status);
 			cr_log_info("%s: %zu bytes of output", what,
@@ -976,7 +942,7 @@ Test(hardening, verbose_output_has_no_secrets)
 			th_expect_no_secret(r.err.data, TOKEN, 1, what);
 			th_expect_no_secret(r.out.data, WRONG, 1, what);
 			th_expect_no_secret(r.err.data, WRONG, 1, what);
-			run_release(&r);
+			th_run_release(&r);
 			if (c == 3)
 				upload_originals(3, 400, 300);
 		}
@@ -989,14 +955,14 @@ Test(hardening, verbose_output_has_no_secrets)
 static char *
 with_previews(int n)
 {
-	struct run	 r;
+	struct th_run	 r;
 	char		*cfg;
 
 	upload_originals(n, 400, 300);
 	cfg = s3_config(NULL, NULL, 3, presets2);
 	RUN(&r, "-c", cfg, "generate", "-j", "2");
 	expect_exit(&r, 0, "generate");
-	run_release(&r);
+	th_run_release(&r);
 	cr_assert_eq(th_count(H.c, prew_prefix("small")), (size_t)n);
 	cr_assert_eq(th_count(H.c, prew_prefix("mid")), (size_t)n);
 	return cfg;
@@ -1010,7 +976,7 @@ static void
 refused(const char *cfg, const char *why, int refusing, int code,
     const char *what, const char *const *more)
 {
-	struct run	 r;
+	struct th_run	 r;
 	const char	*args[8];
 	size_t		 before, n = 0, i;
 	char		 prew[512];
@@ -1023,7 +989,7 @@ refused(const char *cfg, const char *why, int refusing, int code,
 	for (i = 0; more != NULL && more[i] != NULL; i++)
 		args[n++] = more[i];
 	args[n] = NULL;
-	run_env(&r, RUN_LIMIT, NULL, args);
+	th_run(&r, &run_opts, args);
 	cr_log_info("%s: exit %d: %s", what, r.status, r.err.data);
 	expect_exit(&r, code, what);
 	if (refusing)
@@ -1034,12 +1000,12 @@ refused(const char *cfg, const char *why, int refusing, int code,
 		    "%s", what, why, r.err.data);
 	cr_expect_eq(th_count(H.c, prew), before, "%s: previews were deleted",
 	    what);
-	run_release(&r);
+	th_run_release(&r);
 }
 
 Test(hardening, purge_refuses_empty_source)
 {
-	struct run	 r;
+	struct th_run	 r;
 	char		*bad;
 
 	with_previews(3);
@@ -1050,7 +1016,7 @@ Test(hardening, purge_refuses_empty_source)
 
 	RUN(&r, "-c", bad, "purge", "--force");
 	expect_exit(&r, 0, "purge --force with a mistyped source");
-	run_release(&r);
+	th_run_release(&r);
 	cr_expect_eq(th_count(H.c, prew_prefix("small")), 0);
 	cr_expect_eq(th_count(H.c, prew_prefix("mid")), 0);
 }
@@ -1091,7 +1057,7 @@ Test(hardening, purge_refuses_unreachable_endpoint)
 
 Test(hardening, purge_max_delete)
 {
-	struct run	 r;
+	struct th_run	 r;
 	char		*cfg, key[512];
 	int		 i;
 
@@ -1105,7 +1071,7 @@ Test(hardening, purge_max_delete)
 	    (const char *const []){ "--max-delete", "3", NULL });
 	RUN(&r, "-c", cfg, "purge", "--max-delete", "4");
 	expect_exit(&r, 0, "purge --max-delete 4");
-	run_release(&r);
+	th_run_release(&r);
 	cr_expect_eq(th_count(H.c, prew_prefix("small")), 2);
 	cr_expect_eq(th_count(H.c, prew_prefix("mid")), 2);
 }

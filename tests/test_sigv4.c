@@ -18,6 +18,7 @@
 
 #include "s3/buf.h"
 #include "s3/sigv4.h"
+#include "helpers.h"
 
 #define DATA	"tests/data/sigv4/"
 #define MAXHDR	32
@@ -392,34 +393,6 @@ ParameterizedTestParameters(sigv4, suite)
 	    sizeof(suite_cases) / sizeof(suite_cases[0]));
 }
 
-/* A string member of the small flat context.json, or NULL. */
-static char *
-json_str(const char *json, const char *key, char *dst, size_t dstsz)
-{
-	char		 pat[64];
-	const char	*p, *e;
-
-	snprintf(pat, sizeof(pat), "\"%s\"", key);
-	if ((p = strstr(json, pat)) == NULL)
-		return NULL;
-	p += strlen(pat);
-	p += strspn(p, " \t\r\n");
-	cr_assert_eq(*p, ':', "context.json: no ':' after %s", key);
-	p++;
-	p += strspn(p, " \t\r\n");
-	if (*p != '"') {
-		e = p + strcspn(p, ",}\r\n");
-	} else {
-		p++;
-		e = strchr(p, '"');
-		cr_assert_not_null(e, "context.json: unterminated %s", key);
-	}
-	cr_assert_lt((size_t)(e - p), dstsz, "context.json: %s too long", key);
-	memcpy(dst, p, (size_t)(e - p));
-	dst[e - p] = '\0';
-	return dst;
-}
-
 ParameterizedTest(struct suite_case *c, sigv4, suite)
 {
 	struct sigv4_key	 key;
@@ -427,15 +400,17 @@ ParameterizedTest(struct suite_case *c, sigv4, suite)
 	struct rawreq		 rq;
 	struct sigv4		 sv;
 	struct tm		 tm;
+	struct th_json		*ctx;
 	char			 dir[256], p[512], hash[65], amzdate[32];
-	char			 ak[64], sk[64], region[32], service[32];
-	char			 ts[32], token[512], signbody[8];
-	char			*ctx, *creq, *sts, *sig, *signedreq, *authz;
+	char			*text, *creq, *sts, *sig, *signedreq, *authz;
+	const char		*ts, *token;
 	time_t			 now;
 
 	snprintf(dir, sizeof(dir), "aws-signing-test-suite-v4/%s", c->dir);
 	path_of(p, sizeof(p), dir, "context.json");
-	ctx = slurp_str(p);
+	text = slurp_str(p);
+	ctx = th_json_parse(text, strlen(text));
+	free(text);
 	path_of(p, sizeof(p), dir, "request.txt");
 	parse_req(p, &rq);
 	path_of(p, sizeof(p), dir, "header-canonical-request.txt");
@@ -452,17 +427,13 @@ ParameterizedTest(struct suite_case *c, sigv4, suite)
 	authz += strlen("\nAuthorization:");
 	authz[strcspn(authz, "\r\n")] = '\0';
 
-	cr_assert_not_null(json_str(ctx, "access_key_id", ak, sizeof(ak)));
-	cr_assert_not_null(json_str(ctx, "secret_access_key", sk, sizeof(sk)));
-	cr_assert_not_null(json_str(ctx, "region", region, sizeof(region)));
-	cr_assert_not_null(json_str(ctx, "service", service, sizeof(service)));
-	cr_assert_not_null(json_str(ctx, "timestamp", ts, sizeof(ts)));
-	cr_assert_not_null(json_str(ctx, "sign_body", signbody,
-	    sizeof(signbody)));
-	key.access_key = ak;
-	key.secret_key = sk;
-	key.region = region;
-	key.service = service;
+	cr_assert_not_null(key.access_key = th_json_str(ctx,
+	    "credentials.access_key_id"));
+	cr_assert_not_null(key.secret_key = th_json_str(ctx,
+	    "credentials.secret_access_key"));
+	cr_assert_not_null(key.region = th_json_str(ctx, "region"));
+	cr_assert_not_null(key.service = th_json_str(ctx, "service"));
+	cr_assert_not_null(ts = th_json_str(ctx, "timestamp"));
 
 	/* The signer of this suite adds x-amz-date itself; ours is told. */
 	now = parse_time(ts, "%Y-%m-%dT%H:%M:%SZ");
@@ -471,10 +442,11 @@ ParameterizedTest(struct suite_case *c, sigv4, suite)
 	cr_assert_neq(strftime(amzdate, sizeof(amzdate), "%Y%m%dT%H%M%SZ",
 	    &tm), 0);
 	add_header(&rq, 0, "X-Amz-Date", amzdate);
-	if (json_str(ctx, "token", token, sizeof(token)) != NULL)
+	if (th_json_at(ctx, "credentials.token") != NULL &&
+	    (token = th_json_str(ctx, "credentials.token")) != NULL)
 		add_header(&rq, 1, "X-Amz-Security-Token", token);
 	sigv4_sha256_hex(rq.body, rq.bodylen, hash);
-	if (strcmp(signbody, "true") == 0)
+	if (th_json_bool(ctx, "sign_body"))
 		add_header(&rq, 2, "X-Amz-Content-Sha256", hash);
 
 	memset(&req, 0, sizeof(req));
@@ -490,7 +462,7 @@ ParameterizedTest(struct suite_case *c, sigv4, suite)
 	    "%s: sigv4_sign failed", c->dir);
 	check_stages(c->dir, &sv, creq, sts, sig, authz, 0);
 	sigv4_release(&sv);
-	free(ctx);
+	th_json_free(ctx);
 	free(creq);
 	free(sts);
 	free(sig);
