@@ -569,3 +569,499 @@ Test(cli, unknown_option_names_itself_and_the_command, .fini = cli_fini)
 	}
 }
 
+/* ---- 2. --json: one object, whatever happens ----------------------------- */
+
+/*
+ * stdout is exactly one JSON object whose last members are "exit" (the
+ * exit status) and "error" (a string holding want_error, or null when
+ * want_error is NULL). Returns it parsed.
+ */
+static struct th_json *
+json_outcome(const struct th_run *r, int code, const char *want_error,
+    const char *what)
+{
+	struct th_json	*j;
+	const char	*e;
+	size_t		 n;
+
+	th_expect_exit(r, code, what);
+	j = th_json_parse(r->out.data, r->out.len);
+	cr_assert_eq(th_json_type(j), TH_JSON_OBJECT, "%s: not an object",
+	    what);
+	n = th_json_len(j);
+	cr_assert_geq(n, 2, "%s: %s", what, r->out.data);
+	cr_assert_str_eq(th_json_name(j, n - 2), "exit", "%s: %s", what,
+	    r->out.data);
+	cr_assert_str_eq(th_json_name(j, n - 1), "error", "%s: %s", what,
+	    r->out.data);
+	cr_assert_eq(th_json_num(j, "exit"), r->status, "%s: \"exit\" is "
+	    "%lld, the status %d", what, th_json_num(j, "exit"), r->status);
+	e = th_json_str(j, "error");
+	if (want_error == NULL)
+		cr_assert_null(e, "%s: error %s", what, e);
+	else {
+		cr_assert_not_null(e, "%s: error is null", what);
+		cr_assert_not_null(strstr(e, want_error), "%s: error '%s' "
+		    "does not say '%s'", what, e, want_error);
+		/* The same message on stderr. */
+		cr_assert_not_null(strstr(r->err.data, e), "%s: stderr does "
+		    "not hold '%s': %.1000s", what, e, r->err.data);
+	}
+	return j;
+}
+
+Test(cli, json_on_a_bad_config)
+{
+	char		*cfg = th_write_temp("[storage]\nbukket = x\n");
+	const char	*args[] = { "-c", cfg, "plan", "--json", NULL };
+	struct th_run	 r;
+
+	th_prewctl(&r, args, NULL);
+	th_json_free(json_outcome(&r, 2, "unknown key 'bukket'",
+	    "plan --json, bad config"));
+	th_run_release(&r);
+	unlink(cfg);
+	free(cfg);
+}
+
+Test(cli, json_on_a_missing_config)
+{
+	const char	*args[] = { "generate", "--json", "-c",
+			    "/nonexistent/presets.ini", NULL };
+	struct th_run	 r;
+
+	th_prewctl(&r, args, NULL);
+	th_json_free(json_outcome(&r, 2, "/nonexistent/presets.ini",
+	    "generate --json, no config"));
+	th_run_release(&r);
+}
+
+Test(cli, json_on_an_unknown_preset, .fini = cli_fini)
+{
+	struct th_run	 r;
+	char		*cfg;
+	size_t		 i;
+	static const char *const cmds[] = { "plan", "generate", "purge" };
+
+	folder_new();
+	cfg = folder_cfg("[preset s]\nwidth = 16\n");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const char *args[] = { "-c", cfg, cmds[i], "--json",
+		    "--preset", "nope", NULL };
+
+		th_prewctl(&r, args, NULL);
+		th_json_free(json_outcome(&r, 2, "'nope'", cmds[i]));
+		th_run_release(&r);
+	}
+}
+
+Test(cli, json_on_a_usage_error, .fini = cli_fini)
+{
+	struct th_run	 r;
+	char		*cfg;
+
+	folder_new();
+	cfg = folder_cfg("[preset s]\nwidth = 16\n");
+	{
+		const char *args[] = { "-c", cfg, "generate", "--json", "-j",
+		    "0", NULL };
+
+		th_prewctl(&r, args, NULL);
+		th_json_free(json_outcome(&r, 2, "-j", "generate -j 0"));
+		th_run_release(&r);
+	}
+}
+
+Test(cli, json_on_a_wrong_secret, .fini = cli_fini)
+{
+	static const char *const wrong[] = {
+		"AWS_SECRET_ACCESS_KEY=not-the-secret-0000000000000000000000",
+		NULL };
+	static const char *const cmds[] = { "plan", "generate", "purge" };
+	struct th_run	 r;
+	char		*cfg;
+	size_t		 i;
+
+	snprintf(C.prefix, sizeof(C.prefix), "%s", th_prefix("cli-secret"));
+	cfg = keep_cfg(th_s3_config(C.prefix, "[preset s]\nwidth = 16\n"));
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const char *args[] = { "-c", cfg, cmds[i], "--json", NULL };
+
+		th_prewctl(&r, args, wrong);
+		th_json_free(json_outcome(&r, 3, "SignatureDoesNotMatch",
+		    cmds[i]));
+		th_run_release(&r);
+	}
+}
+
+/* A port that is bound (so nobody else takes it) but never listens. */
+static int
+dead_port(void)
+{
+	struct sockaddr_in	sa;
+	socklen_t		len = sizeof(sa);
+
+	cr_assert((C.sock = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert(bind(C.sock, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	cr_assert(getsockname(C.sock, (struct sockaddr *)&sa, &len) == 0);
+	return ntohs(sa.sin_port);
+}
+
+/* An S3 configuration of prefix at endpoint. */
+static char *
+s3_cfg_at(const char *endpoint, const char *prefix, const char *presets)
+{
+	const struct th_env	*e = th_env();
+	char			 text[2048];
+
+	cr_assert((size_t)snprintf(text, sizeof(text), "[storage]\n"
+	    "bucket = %s\nendpoint = %s\nregion = %s\npath_style = true\n"
+	    "source = %sphoto/\npreviews = %sprew/\nretries = 1\ntimeout = 2\n"
+	    "%s", e->bucket, endpoint, e->region, prefix, prefix, presets) <
+	    sizeof(text));
+	return keep_cfg(th_write_temp(text));
+}
+
+Test(cli, json_on_an_unreachable_endpoint, .fini = cli_fini)
+{
+	static const char *const cmds[] = { "plan", "generate", "purge" };
+	struct th_run	 r;
+	char		 endpoint[64], *cfg;
+	size_t		 i;
+
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d",
+	    dead_port());
+	cfg = s3_cfg_at(endpoint, th_prefix("cli-dead"),
+	    "[preset s]\nwidth = 16\n");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const char *args[] = { "-c", cfg, cmds[i], "--json", NULL };
+
+		th_prewctl(&r, args, NULL);
+		th_json_free(json_outcome(&r, 3, "connect", cmds[i]));
+		th_run_release(&r);
+	}
+}
+
+Test(cli, json_on_a_purge_refusal, .fini = cli_fini)
+{
+	static const char *const gen[] = { "-c", CFG, "generate", "-q", NULL };
+	static const char *const purge[] = { "-c", CFG, "purge", "--json",
+	    NULL };
+	static const char *const maxdel[] = { "-c", CFG, "purge", "--json",
+	    "--force", "--max-delete", "2", NULL };
+	struct th_run	 r;
+	struct th_json	*j;
+	char		*cfg, path[128];
+	int		 i;
+
+	folder_new();
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "p%d.jpg", i);
+		folder_put("photo", path, TINY_JPEG);
+	}
+	cfg = folder_cfg("[preset s]\nwidth = 16\n");
+	run_with_cfg(&r, gen, cfg);
+	th_expect_exit(&r, 0, "generate");
+	th_run_release(&r);
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/photo/p%d.jpg", C.root, i);
+		cr_assert_eq(unlink(path), 0);
+	}
+	/* No originals left while previews exist. */
+	run_with_cfg(&r, purge, cfg);
+	j = json_outcome(&r, 2, "refusing to purge", "purge, empty source");
+	th_json_free(j);
+	th_run_release(&r);
+	/* More than --max-delete: --force does not lift it. */
+	run_with_cfg(&r, maxdel, cfg);
+	j = json_outcome(&r, 2, "max-delete", "purge --max-delete 2");
+	th_json_free(j);
+	th_run_release(&r);
+	snprintf(path, sizeof(path), "%s/prew/s/p0.jpg", C.root);
+	cr_assert_eq(access(path, F_OK), 0, "a refused purge deleted");
+}
+
+/* A listing refused (403 on every LIST) is a failure, never "nothing". */
+Test(cli, json_on_a_failed_listing, .fini = cli_fini)
+{
+	static const char *const cmds[][3] = {
+		{ "plan", "--json", NULL },
+		{ "plan", "--json", "--keys" },
+		{ "generate", "--json", NULL },
+	};
+	char		*argv[8], endpoint[64], *cfg;
+	struct th_run	 r;
+	struct th_json	*j;
+	size_t		 i;
+	int		 port;
+
+	C.c = th_client();
+	snprintf(C.prefix, sizeof(C.prefix), "%s", th_prefix("cli-deny"));
+	{
+		char key[512];
+
+		snprintf(key, sizeof(key), "%sphoto/a.jpg", C.prefix);
+		th_put_file(C.c, key, TINY_JPEG);
+	}
+	argv[0] = FPROXY;
+	argv[1] = "--deny";
+	argv[2] = "LIST";
+	argv[3] = "--max-seconds";
+	argv[4] = "300";
+	argv[5] = (char *)th_env()->endpoint;
+	argv[6] = NULL;
+	port = th_start_server(argv, &C.proxy);
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
+	cfg = s3_cfg_at(endpoint, C.prefix, "[preset s]\nwidth = 16\n");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const char *args[] = { "-c", cfg, cmds[i][0], cmds[i][1],
+		    cmds[i][2], NULL };
+
+		th_prewctl(&r, args, NULL);
+		j = json_outcome(&r, 3, "AccessDenied", cmds[i][0]);
+		/* Not an empty success: no "0 originals" counted. */
+		cr_assert(th_json_at(j, "originals") == NULL ||
+		    th_json_num(j, "originals") != 0 ||
+		    th_json_num(j, "exit") != 0, "%s", r.out.data);
+		th_json_free(j);
+		th_run_release(&r);
+	}
+}
+
+Test(cli, json_on_success, .fini = cli_fini)
+{
+	static const char *const cmds[][4] = {
+		{ "generate", "--json", NULL },
+		{ "plan", "--json", NULL },
+		{ "plan", "--json", "--keys", NULL },
+		{ "purge", "--json", "-n", NULL },
+		{ "generate", "--json", "--keys", "--force" },
+	};
+	struct th_run	 r;
+	struct th_json	*j;
+	char		*cfg;
+	size_t		 i;
+
+	folder_new();
+	folder_put("photo", "a.jpg", TINY_JPEG);
+	cfg = folder_cfg("[preset s]\nwidth = 16\n");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const char *args[] = { "-c", cfg, cmds[i][0], cmds[i][1],
+		    cmds[i][2], cmds[i][3], NULL };
+
+		th_prewctl(&r, args, NULL);
+		j = json_outcome(&r, 0, NULL, cmds[i][0]);
+		th_json_free(j);
+		th_run_release(&r);
+	}
+}
+
+/*
+ * generate --keys --json prints only JSON: "keys" holds every preview
+ * made, each with its PREVIEW key, its original, preset, state, result.
+ */
+Test(cli, generate_keys_json_is_only_json, .fini = cli_fini)
+{
+	static const char *const rels[] = { "a.jpg", "d/e/b.jpg" };
+	static const char *const pre[] = { "s", "m" };
+	static const char *const args[] = { "-c", CFG, "generate", "--keys",
+	    "--json", NULL };
+	struct th_run		 r;
+	struct th_json		*j;
+	const struct th_json	*keys;
+	char			*cfg, want[256];
+	int			 seen[2][2] = { { 0 } };
+	size_t			 i, a, b;
+
+	folder_new();
+	for (a = 0; a < 2; a++)
+		folder_put("photo", rels[a], TINY_JPEG);
+	cfg = folder_cfg("[preset s]\nwidth = 16\n[preset m]\nwidth = 20\n");
+	run_with_cfg(&r, args, cfg);
+	j = json_outcome(&r, 0, NULL, "generate --keys --json");
+	cr_assert_eq(r.out.data[0], '{', "text before the JSON: %.200s",
+	    r.out.data);
+	keys = th_json_at(j, "keys");
+	cr_assert_not_null(keys, "%s", r.out.data);
+	cr_assert_eq(th_json_type(keys), TH_JSON_ARRAY);
+	cr_assert_eq(th_json_len(keys), 4, "%s", r.out.data);
+	for (i = 0; i < 4; i++) {
+		const struct th_json *k = th_json_item(keys, i);
+		const char *key = th_json_str(k, "key");
+		const char *orig = th_json_str(k, "original");
+		const char *preset = th_json_str(k, "preset");
+		int found = 0;
+
+		cr_assert_str_eq(th_json_str(k, "state"), "missing");
+		cr_assert_str_eq(th_json_str(k, "result"), "made");
+		for (a = 0; a < 2; a++)
+			for (b = 0; b < 2; b++) {
+				snprintf(want, sizeof(want), "prew/%s/%s",
+				    pre[b], rels[a]);
+				if (strcmp(key, want) != 0)
+					continue;
+				found = 1;
+				seen[a][b]++;
+				cr_assert_str_eq(preset, pre[b]);
+				snprintf(want, sizeof(want), "photo/%s",
+				    rels[a]);
+				cr_assert_str_eq(orig, want);
+			}
+		cr_assert(found, "keys[%zu].key is '%s': not a preview key",
+		    i, key);
+	}
+	for (a = 0; a < 2; a++)
+		for (b = 0; b < 2; b++)
+			cr_assert_eq(seen[a][b], 1, "prew/%s/%s listed %d "
+			    "times", pre[b], rels[a], seen[a][b]);
+	th_json_free(j);
+	th_run_release(&r);
+}
+
+/* ---- 3. keys that are not UTF-8, or hold a newline and a tab ------------- */
+
+/*
+ * The bytes of a JSON string as th_json_parse gives them, with each lone
+ * U+DC80..U+DCFF turned back into its byte (Python's surrogateescape).
+ */
+static char *
+surrogateescape(const char *s)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	char			*out = malloc(strlen(s) + 1);
+	size_t			 n = 0;
+
+	cr_assert_not_null(out);
+	while (*p != '\0') {
+		if (p[0] == 0xed && (p[1] == 0xb2 || p[1] == 0xb3) &&
+		    (p[2] & 0xc0) == 0x80) {
+			out[n++] = (char)(0x80 | (p[1] & 1) << 6 | (p[2] & 0x3f));
+			p += 3;
+			continue;
+		}
+		out[n++] = (char)*p++;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static void
+odd_keys_folder(void)
+{
+	folder_new();
+	folder_put("photo", "a.jpg", TINY_JPEG);
+	folder_put("photo", "sub/b\xff\xfe.jpg", TINY_JPEG);
+	folder_put("photo", "n\nl\tt.jpg", TINY_JPEG);
+}
+
+Test(cli, odd_keys_in_plan_keys_json, .fini = cli_fini)
+{
+	static const char *const args[] = { "-c", CFG, "plan", "--keys",
+	    "--json", NULL };
+	static const char *const raw[] = {
+		"\"key\":\"prew/s/sub/b\\udcff\\udcfe.jpg\"",
+		"\"original\":\"photo/sub/b\\udcff\\udcfe.jpg\"",
+		"\"key\":\"prew/s/n\\nl\\tt.jpg\"",
+		"\"original\":\"photo/n\\nl\\tt.jpg\"",
+		"\"key\":\"prew/s/a.jpg\"",
+	};
+	static const char *const bytes[] = { "prew/s/sub/b\xff\xfe.jpg",
+	    "prew/s/n\nl\tt.jpg", "prew/s/a.jpg" };
+	struct th_run		 r;
+	struct th_json		*j;
+	const struct th_json	*keys;
+	char			*cfg, *back;
+	int			 seen[3] = { 0, 0, 0 };
+	size_t			 i, k;
+
+	odd_keys_folder();
+	cfg = folder_cfg("[preset s]\nwidth = 16\n");
+	run_with_cfg(&r, args, cfg);
+	j = json_outcome(&r, 0, NULL, "plan --keys --json");
+	for (i = 0; i < sizeof(raw) / sizeof(raw[0]); i++)
+		cr_assert_not_null(strstr(r.out.data, raw[i]), "no %s in %s",
+		    raw[i], r.out.data);
+	cr_assert_null(memchr(r.out.data, 0xff, r.out.len), "a raw 0xff");
+	cr_assert_null(memchr(r.out.data, 0xfe, r.out.len), "a raw 0xfe");
+	keys = th_json_at(j, "keys");
+	cr_assert_not_null(keys);
+	cr_assert_eq(th_json_len(keys), 3, "%s", r.out.data);
+	for (i = 0; i < 3; i++) {
+		back = surrogateescape(th_json_str(th_json_item(keys, i),
+		    "key"));
+		for (k = 0; k < 3; k++)
+			if (strcmp(back, bytes[k]) == 0)
+				seen[k]++;
+		free(back);
+	}
+	for (k = 0; k < 3; k++)
+		cr_assert_eq(seen[k], 1, "key %zu read back %d times", k,
+		    seen[k]);
+	th_json_free(j);
+	th_run_release(&r);
+}
+
+/* Lines of out that start with prefix. */
+static int
+lines_starting(const char *out, const char *prefix)
+{
+	const char	*p;
+	int		 n = 0;
+
+	for (p = out; p != NULL && *p != '\0';
+	    p = strchr(p, '\n') != NULL ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, prefix, strlen(prefix)) == 0)
+			n++;
+	return n;
+}
+
+/* Whole lines of out equal to line. */
+static int
+has_line(const char *out, const char *line)
+{
+	const char	*p;
+
+	for (p = out; p != NULL && *p != '\0';
+	    p = strchr(p, '\n') != NULL ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, line, strlen(line)) == 0 &&
+		    (p[strlen(line)] == '\n' || p[strlen(line)] == '\0'))
+			return 1;
+	return 0;
+}
+
+Test(cli, odd_keys_in_text_keys, .fini = cli_fini)
+{
+	static const char *const plan[] = { "-c", CFG, "plan", "--keys",
+	    NULL };
+	static const char *const gen[] = { "-c", CFG, "generate", "--keys",
+	    "-n", NULL };
+	static const char *const lines[] = {
+		"missing\ts\tprew/s/a.jpg",
+		"missing\ts\tprew/s/n\\nl\\tt.jpg",
+		"missing\ts\tprew/s/sub/b\\xff\\xfe.jpg",
+	};
+	const char *const *const runs[] = { plan, gen };
+	struct th_run	 r;
+	char		*cfg;
+	size_t		 i, k;
+
+	odd_keys_folder();
+	cfg = folder_cfg("[preset s]\nwidth = 16\n");
+	for (k = 0; k < 2; k++) {
+		run_with_cfg(&r, runs[k], cfg);
+		th_expect_exit(&r, 0, runs[k][2]);
+		/* One line per preview, nothing split. */
+		cr_assert_eq(lines_starting(r.out.data, "missing\t"), 3,
+		    "%s --keys: %.1000s", runs[k][2], r.out.data);
+		for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+			cr_assert(has_line(r.out.data, lines[i]), "%s --keys: "
+			    "no line '%s' in %.1000s", runs[k][2], lines[i],
+			    r.out.data);
+		cr_assert_null(memchr(r.out.data, 0xff, r.out.len));
+		th_run_release(&r);
+	}
+}
+
