@@ -1065,3 +1065,309 @@ Test(cli, odd_keys_in_text_keys, .fini = cli_fini)
 	}
 }
 
+/* ---- 4. plan --keys | head -1 -------------------------------------------- */
+
+/*
+ * stdout is a pipe closed after one line, with far more output to come
+ * than the pipe holds: prewctl stops, quietly, with 141, soon.
+ */
+Test(cli, keys_into_a_closed_pipe, .fini = cli_fini)
+{
+	enum { NORIG = 4000 };
+	char		 fifo[128], errpath[128], rel[64], chunk[512];
+	const char	*cfg;
+	const char	*args[6];
+	struct th_run	 fake;
+	double		 deadline;
+	pid_t		 pid;
+	int		 fd, pfd, st, i, got_line = 0;
+
+	folder_new();
+	for (i = 0; i < NORIG; i++) {
+		snprintf(rel, sizeof(rel), "d%d/img-%05d.jpg", i / 500, i);
+		folder_put("photo", rel, NULL);
+	}
+	/* Two presets: some 300 KB of keys, past any pipe's buffer. */
+	cfg = folder_cfg("[preset s]\nwidth = 16\n[preset m]\nwidth = 20\n");
+	snprintf(fifo, sizeof(fifo), "%s/out.fifo", C.root);
+	snprintf(errpath, sizeof(errpath), "%s/err", C.root);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	/* The reader first, so that prewctl's open does not wait. */
+	cr_assert((fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) >= 0);
+	args[0] = "-c";
+	args[1] = cfg;
+	args[2] = "plan";
+	args[3] = "--keys";
+	args[4] = NULL;
+	pid = th_spawn_prewctl(args, NULL, fifo, errpath);
+	cr_assert((pfd = (int)syscall(SYS_pidfd_open, pid, 0)) >= 0,
+	    "pidfd_open: %s", strerror(errno));
+	deadline = th_now() + 60;
+	while (!got_line) {
+		struct pollfd	pf = { fd, POLLIN, 0 };
+		ssize_t		n;
+
+		cr_assert(th_now() < deadline, "no line in 60 s");
+		if (poll(&pf, 1, 1000) <= 0)
+			continue;
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		cr_assert_gt(n, 0, "stdout ended before a line");
+		got_line = memchr(chunk, '\n', (size_t)n) != NULL;
+	}
+	cr_assert(strncmp(chunk, "missing\t", 8) == 0, "%.100s", chunk);
+	close(fd);
+	/* It ends: generous, only so that a hang fails rather than waits. */
+	{
+		struct pollfd	pf = { pfd, POLLIN, 0 };
+
+		if (poll(&pf, 1, 60000) != 1) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			cr_assert_fail("plan --keys went on for 60 s with its "
+			    "stdout closed");
+		}
+	}
+	close(pfd);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	memset(&fake, 0, sizeof(fake));
+	fake.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	buf_init(&fake.err, BUF_NOMAX);
+	buf_init(&fake.out, BUF_NOMAX);
+	th_read_file(errpath, &fake.err);
+	th_expect_exit(&fake, 141, "plan --keys | head -1");
+	cr_assert_eq(fake.err.len, 0, "stderr: %.1000s", fake.err.data);
+	th_run_release(&fake);
+}
+
+/* ---- 5. -j out of range -------------------------------------------------- */
+
+static const char *const bad_jobs[][2] = {
+	{ "-j", "0" },
+	{ "-j", "257" },
+	{ "--jobs", "0" },
+	{ "--jobs", "257" },
+	{ "-j", "-1" },
+	{ "-j", "2x" },
+	{ "-j", "" },
+	{ "-j", "99999999999999999999" },
+};
+
+Test(cli, jobs_out_of_range, .fini = cli_fini)
+{
+	struct th_run	 r;
+	char		*cfg;
+	size_t		 i;
+
+	folder_new();
+	folder_put("photo", "a.jpg", TINY_JPEG);
+	cfg = folder_cfg("[preset s]\nwidth = 16\n");
+	for (i = 0; i < sizeof(bad_jobs) / sizeof(bad_jobs[0]); i++) {
+		const char *args[] = { "-c", cfg, "generate", bad_jobs[i][0],
+		    bad_jobs[i][1], NULL };
+
+		th_prewctl(&r, args, NULL);
+		th_expect_exit(&r, 2, bad_jobs[i][1]);
+		cr_assert_not_null(strstr(r.err.data, "-j"), "%s %s: %.500s",
+		    bad_jobs[i][0], bad_jobs[i][1], r.err.data);
+		all_messages(&r, "-j");
+		th_run_release(&r);
+	}
+	/* The ends of the range are fine, and nothing was made above. */
+	{
+		char path[128];
+		const char *one[] = { "-c", cfg, "generate", "-n", "-j", "1",
+		    NULL };
+		const char *max[] = { "-c", cfg, "generate", "-n", "--jobs",
+		    "256", NULL };
+
+		snprintf(path, sizeof(path), "%s/prew", C.root);
+		cr_assert_neq(access(path, F_OK), 0, "a refused run wrote");
+		th_prewctl(&r, one, NULL);
+		th_expect_exit(&r, 0, "-j 1");
+		th_run_release(&r);
+		th_prewctl(&r, max, NULL);
+		th_expect_exit(&r, 0, "--jobs 256");
+		th_run_release(&r);
+	}
+}
+
+/* ---- 6. text --keys: the preview's key ----------------------------------- */
+
+Test(cli, text_keys_are_preview_keys, .fini = cli_fini)
+{
+	static const char *const plan[] = { "-c", CFG, "plan", "--keys",
+	    NULL };
+	static const char *const gen[] = { "-c", CFG, "generate", "--keys",
+	    NULL };
+	static const char *const want[] = {
+		"missing\tthumb\tprew/thumb/2024/06/cat.jpg",
+		"missing\tbig\tprew/big/2024/06/cat.jpg",
+	};
+	const char *const *const runs[] = { plan, gen };
+	struct th_run	 r;
+	char		*cfg;
+	size_t		 i, k;
+
+	folder_new();
+	folder_put("photo", "2024/06/cat.jpg", TINY_JPEG);
+	cfg = folder_cfg("[preset thumb]\nwidth = 16\n"
+	    "[preset big]\nwidth = 20\n");
+	for (k = 0; k < 2; k++) {
+		run_with_cfg(&r, runs[k], cfg);
+		th_expect_exit(&r, 0, runs[k][2]);
+		for (i = 0; i < 2; i++)
+			cr_assert(has_line(r.out.data, want[i]), "%s --keys: "
+			    "no line '%s' in %.1000s", runs[k][2], want[i],
+			    r.out.data);
+		cr_assert_null(strstr(r.out.data, "photo/"), "%s --keys "
+		    "printed an original's key: %.1000s", runs[k][2],
+		    r.out.data);
+		th_run_release(&r);
+	}
+}
+
+/* ---- 7. generate --force -n --json --------------------------------------- */
+
+Test(cli, force_dry_run_counts, .fini = cli_fini)
+{
+	static const char *const gen[] = { "-c", CFG, "generate", "-q", NULL };
+	static const char *const dry[] = { "-c", CFG, "generate", "--force",
+	    "-n", "--json", NULL };
+	static const char *const pre[] = { "s", "m" };
+	struct th_run	 r;
+	struct th_json	*j;
+	char		*cfg, path[256];
+	size_t		 k;
+
+	folder_new();
+	folder_put("photo", "a.jpg", TINY_JPEG);
+	folder_put("photo", "b.jpg", TINY_JPEG);
+	folder_put("photo", "c/d.jpg", TINY_JPEG);
+	cfg = folder_cfg("[preset s]\nwidth = 16\n[preset m]\nwidth = 20\n");
+	run_with_cfg(&r, gen, cfg);
+	th_expect_exit(&r, 0, "generate");
+	th_run_release(&r);
+	/* A fourth original, with no preview yet. */
+	folder_put("photo", "e.jpg", TINY_JPEG);
+	run_with_cfg(&r, dry, cfg);
+	j = json_outcome(&r, 0, NULL, "generate --force -n --json");
+	for (k = 0; k < 2; k++) {
+		char p[64];
+
+		snprintf(p, sizeof(p), "presets.%s.to_make", pre[k]);
+		cr_assert_eq(th_json_num(j, p), 4, "%s: %s", p, r.out.data);
+		snprintf(p, sizeof(p), "presets.%s.fresh", pre[k]);
+		cr_assert_eq(th_json_num(j, p), 3, "%s: %s", p, r.out.data);
+		snprintf(p, sizeof(p), "presets.%s.missing", pre[k]);
+		cr_assert_eq(th_json_num(j, p), 1, "%s: %s", p, r.out.data);
+		snprintf(p, sizeof(p), "presets.%s.generated", pre[k]);
+		cr_assert_eq(th_json_num(j, p), 0, "%s: %s", p, r.out.data);
+	}
+	cr_assert_eq(th_json_num(j, "originals"), 4);
+	th_json_free(j);
+	th_run_release(&r);
+	snprintf(path, sizeof(path), "%s/prew/s/e.jpg", C.root);
+	cr_assert_neq(access(path, F_OK), 0, "a dry run wrote %s", path);
+}
+
+/* ---- 8. the default -j follows the CPU affinity -------------------------- */
+
+/*
+ * taskset -c 0 is sched_setaffinity and exec: the mask is set on this
+ * test's own process (each test runs in a process of its own), and
+ * prewctl, started by th_run, inherits it.
+ */
+Test(cli, default_jobs_follow_affinity, .fini = cli_fini)
+{
+	static const char *const gen[] = { "-c", CFG, "generate", "--json",
+	    "--force", NULL };
+	struct th_run	 r;
+	struct th_json	*j;
+	cpu_set_t	 all, one;
+	char		*cfg;
+	long		 want;
+
+	folder_new();
+	folder_put("photo", "a.jpg", TINY_JPEG);
+	cfg = folder_cfg("[preset s]\nwidth = 16\n");
+	cr_assert_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	want = CPU_COUNT(&all) < 256 ? CPU_COUNT(&all) : 256;
+	run_with_cfg(&r, gen, cfg);
+	j = json_outcome(&r, 0, NULL, "generate --json");
+	cr_assert_eq(th_json_num(j, "workers"), want, "%d CPUs in the mask, "
+	    "%lld workers", CPU_COUNT(&all), th_json_num(j, "workers"));
+	th_json_free(j);
+	th_run_release(&r);
+
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0, "%s",
+	    strerror(errno));
+	run_with_cfg(&r, gen, cfg);
+	j = json_outcome(&r, 0, NULL, "generate --json on CPU 0 only");
+	cr_assert_eq(th_json_num(j, "workers"), 1, "%lld workers on one CPU",
+	    th_json_num(j, "workers"));
+	th_json_free(j);
+	th_run_release(&r);
+}
+
+/* ---- 9. which configuration ---------------------------------------------- */
+
+/*
+ * -c beats $PREWCTL_CONFIG, which beats ./presets.ini: three files, each
+ * with a preset of its own name, and `presets` says which was read.
+ */
+Test(cli, config_precedence, .fini = cli_fini)
+{
+	static const char *const names[] = { "fromcwd", "fromenv", "fromflag" };
+	char		 text[512], path[128], env[256];
+	char		*envcfg, *flagcfg;
+	const char	*extra[] = { env, NULL };
+	struct th_opts	 o;
+	struct th_run	 r;
+	size_t		 k, n;
+	FILE		*f;
+
+	folder_new();
+	snprintf(C.cwd, sizeof(C.cwd), "/tmp/prewctl-cwd-XXXXXX");
+	cr_assert_not_null(mkdtemp(C.cwd));
+	snprintf(path, sizeof(path), "%s/presets.ini", C.cwd);
+	snprintf(text, sizeof(text), "[storage]\ndirectory = %s\n"
+	    "source = photo/\npreviews = prew/\n[preset %s]\nwidth = 10\n",
+	    C.root, names[0]);
+	cr_assert_not_null(f = fopen(path, "w"));
+	cr_assert_geq(fputs(text, f), 0);
+	cr_assert_eq(fclose(f), 0);
+	snprintf(text, sizeof(text), "[preset %s]\nwidth = 10\n", names[1]);
+	envcfg = folder_cfg(text);
+	snprintf(text, sizeof(text), "[preset %s]\nwidth = 10\n", names[2]);
+	flagcfg = folder_cfg(text);
+	snprintf(env, sizeof(env), "PREWCTL_CONFIG=%s", envcfg);
+
+	for (n = 0; n < 3; n++) {
+		const char *args[] = { "presets", NULL, NULL, NULL };
+
+		memset(&o, 0, sizeof(o));
+		o.cwd = C.cwd;
+		if (n >= 1)
+			o.env = extra;
+		if (n == 2) {
+			args[1] = "-c";
+			args[2] = flagcfg;
+		}
+		th_run(&r, &o, args);
+		th_expect_exit(&r, 0, "presets");
+		for (k = 0; k < 3; k++)
+			if (k == n)
+				cr_assert_not_null(strstr(r.out.data, names[k]),
+				    "case %zu: %s was not read: %.500s", n,
+				    names[k], r.out.data);
+			else
+				cr_assert_null(strstr(r.out.data, names[k]),
+				    "case %zu: %s was read: %.500s", n,
+				    names[k], r.out.data);
+		th_run_release(&r);
+	}
+}
