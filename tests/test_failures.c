@@ -495,3 +495,145 @@ Test(failures, per_object_read_refusals_do_not_stop_the_run)
 	buf_release(&b);
 	buf_release(&img);
 }
+
+/* ---- 3. writes refused as a whole ---------------------------------------- */
+
+struct fstats {
+	long long	 get, put, denied;
+};
+
+/* The fault proxy's counters, from its --stats file. */
+static void
+fstats_read(const char *path, struct fstats *s)
+{
+	struct th_json	*j;
+	struct buf	 b;
+
+	buf_init(&b, BUF_NOMAX);
+	th_read_file(path, &b);
+	j = th_json_parse(b.data, b.len);
+	s->get = th_json_num(j, "requests.GET");
+	s->put = th_json_num(j, "requests.PUT");
+	s->denied = th_json_num(j, "faults.denied");
+	th_json_free(j);
+	buf_release(&b);
+}
+
+/* The fault proxy with opts (NULL-terminated); returns its endpoint. */
+static const char *
+fproxy_start(const char *const *opts, const char *stats)
+{
+	static char	 endpoint[64];
+	char		*argv[16];
+	int		 a = 0, i;
+
+	argv[a++] = FPROXY;
+	argv[a++] = "--stats";
+	argv[a++] = (char *)stats;
+	argv[a++] = "--max-seconds";
+	argv[a++] = "300";
+	for (i = 0; opts[i] != NULL; i++)
+		argv[a++] = (char *)opts[i];
+	argv[a++] = (char *)th_env()->endpoint;
+	argv[a] = NULL;
+	F.proxy_port = th_start_server(argv, &F.proxy);
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d",
+	    F.proxy_port);
+	return endpoint;
+}
+
+#define NPUTORIG	40
+#define PUT_PRESETS	"[preset a]\nwidth = 16\n[preset b]\nwidth = 24\n" \
+			"[preset c]\nwidth = 32\nformat = png\n"
+#define NPUTPRESETS	3
+
+/*
+ * Stamps written first, straight to the server (else the first refused
+ * write would be a stamp's), then NPUTORIG originals, then generate -j 1
+ * through a proxy that refuses every PUT with 403. Fills s and j.
+ */
+static void
+refused_writes_run(struct th_run *r, struct th_json **j, struct fstats *s)
+{
+	struct buf	 img;
+	const char	*endpoint, *stats = tmp_file("stats.json");
+	char		 rel[64], *cfg;
+	int		 i;
+
+	cfg = s3_cfg(NULL, 1, PUT_PRESETS);
+	*j = generate(cfg, NULL, r);
+	th_expect_exit(r, 0, "generate over nothing (writes the stamps)");
+	th_json_free(*j);
+	th_run_release(r);
+	make_jpeg(64, 48, &img);
+	for (i = 0; i < NPUTORIG; i++) {
+		snprintf(rel, sizeof(rel), "img-%02d.jpg", i);
+		put_bytes(key("photo/", rel), &img, "image/jpeg");
+	}
+	buf_release(&img);
+	endpoint = fproxy_start((const char *const []){ "--deny", "PUT",
+	    NULL }, stats);
+	cfg = s3_cfg(endpoint, 1, PUT_PRESETS);
+	*j = generate(cfg, (const char *const []){ "-j", "1", NULL }, r);
+	fstats_read(stats, s);
+}
+
+Test(failures, refused_writes_stop_the_run)
+{
+	struct th_run	 r;
+	struct th_json	*j;
+	struct fstats	 s;
+	const char	*err;
+	long long	 jobs;
+
+	refused_writes_run(&r, &j, &s);
+	th_expect_exit(&r, 3, "generate with every PUT refused");
+	err = th_json_str(j, "error");
+	cr_assert_not_null(err, "%s", r.out.data);
+	cr_assert_not_null(strstr(err, "in a row"), "error: %s", err);
+	cr_assert_not_null(strstr(err, "write"), "error: %s", err);
+	cr_assert_not_null(strstr(r.err.data, err), "%.2000s", r.err.data);
+	cr_assert_eq(s.denied, s.put, "PUTs got through the proxy");
+	cr_assert_geq(s.put, MAX_STORAGE_ERRORS);
+	/* It stopped well before the end: far fewer originals tried. */
+	jobs = s.put / NPUTPRESETS;
+	cr_assert_leq(jobs, NPUTORIG / 2, "%lld PUTs: %lld of %d originals "
+	    "tried", s.put, jobs, NPUTORIG);
+	cr_assert_lt(s.get, NPUTORIG / 2, "%lld originals read of %d", s.get,
+	    NPUTORIG);
+	/*
+	 * No original read again: each GET is one original, those tried
+	 * and at most four read ahead (-j 1: one being fetched, one waiting,
+	 * one rendered, one waiting for its upload). 403 is not retried.
+	 */
+	cr_assert_leq(s.get, jobs + 4, "%lld GETs for %lld originals tried",
+	    s.get, jobs);
+	cr_assert_eq(th_json_num(j, "requests.get"), s.get, "prewctl counts "
+	    "%lld GETs, the proxy saw %lld", th_json_num(j, "requests.get"),
+	    s.get);
+	cr_assert_eq(th_json_num(j, "retries"), 0);
+	th_json_free(j);
+	th_run_release(&r);
+}
+
+/*
+ * The man page: generate stops "after ten ... writes ... failed in a
+ * row". With three presets an original is three writes: the run may
+ * finish what is in flight (-j 1: the upload under way and the one
+ * queued, three writes each), no more.
+ */
+Test(failures, refused_writes_stop_after_ten_writes)
+{
+	struct th_run	 r;
+	struct th_json	*j;
+	struct fstats	 s;
+	long long	 bound = MAX_STORAGE_ERRORS + 2 * NPUTPRESETS;
+
+	refused_writes_run(&r, &j, &s);
+	th_expect_exit(&r, 3, "generate with every PUT refused");
+	cr_assert_leq(s.denied, bound, "%lld writes refused before it "
+	    "stopped: ten in a row, and at most %lld in flight, were to stop "
+	    "it", s.denied, bound - MAX_STORAGE_ERRORS);
+	th_json_free(j);
+	th_run_release(&r);
+}
