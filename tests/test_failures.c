@@ -637,3 +637,225 @@ Test(failures, refused_writes_stop_after_ten_writes)
 	th_json_free(j);
 	th_run_release(&r);
 }
+
+/* ---- 4. a folder's errors keep their reason ------------------------------ */
+
+/*
+ * A regular file where preset s's folder should be: each preview of s
+ * fails with the strerror text ("Not a directory"), on stderr and in
+ * --json, and preset m is made.
+ */
+Test(failures, folder_errors_keep_their_reason)
+{
+	struct th_run		 r;
+	struct th_json		*j;
+	const struct th_json	*fl;
+	struct buf		 img;
+	char			 path[256], *cfg, text[512];
+	size_t			 k;
+	int			 i;
+
+	snprintf(F.root, sizeof(F.root), "/tmp/prewctl-ffold-XXXXXX");
+	cr_assert_not_null(mkdtemp(F.root));
+	make_jpeg(64, 48, &img);
+	snprintf(path, sizeof(path), "%s/photo", F.root);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/prew", F.root);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/photo/p%d.jpg", F.root, i);
+		write_bytes(path, img.data, img.len);
+	}
+	snprintf(path, sizeof(path), "%s/prew/s", F.root);
+	write_bytes(path, "a file", 6);
+	snprintf(text, sizeof(text), "[storage]\ndirectory = %s\n"
+	    "source = photo/\npreviews = prew/\n[preset s]\nwidth = 16\n"
+	    "[preset m]\nwidth = 24\n", F.root);
+	cfg = keep_cfg(th_write_temp(text));
+	j = generate(cfg, NULL, &r);
+	th_expect_exit(&r, 1, "generate with prew/s a file");
+	fl = th_json_at(j, "failures");
+	cr_assert_eq(th_json_len(fl), 3, "%s", r.out.data);
+	for (k = 0; k < 3; k++) {
+		const struct th_json *f = th_json_item(fl, k);
+
+		cr_assert_str_eq(th_json_str(f, "preset"), "s");
+		cr_assert_not_null(strstr(th_json_str(f, "error"),
+		    "Not a directory"), "failures[%zu].error: %s", k,
+		    th_json_str(f, "error"));
+	}
+	cr_assert_eq(count_of(r.err.data, "Not a directory"), 3, "%.2000s",
+	    r.err.data);
+	cr_assert_eq(th_json_num(j, "presets.m.generated"), 3);
+	th_json_free(j);
+	th_run_release(&r);
+	buf_release(&img);
+}
+
+/* ---- 5. Content-Encoding: gzip ------------------------------------------- */
+
+Test(failures, gzip_encoded_original_gets_a_right_preview)
+{
+	const struct th_env	*e = th_env();
+	struct th_run		 r;
+	struct th_json		*j;
+	struct buf		 img, gz, plain, fromgz;
+	char			 pq[1200], up[256], *cfg;
+	int			 w, h;
+	long			 code;
+
+	make_jpeg(160, 120, &img);
+	put_bytes(key("photo/", "plain.jpg"), &img, "image/jpeg");
+	write_bytes(tmp_file("orig.jpg"), img.data, img.len);
+	cr_assert_eq(tool((char *const []){ "gzip", "-9", "-n", "-c",
+	    (char *)tmp_file("orig.jpg"), NULL }, tmp_file("orig.jpg.gz")), 0);
+	buf_init(&gz, BUF_NOMAX);
+	th_read_file(tmp_file("orig.jpg.gz"), &gz);
+	cr_assert(gz.len > 2 && (unsigned char)gz.data[0] == 0x1f &&
+	    (unsigned char)gz.data[1] == 0x8b, "not gzip");
+	snprintf(pq, sizeof(pq), "/%s/%s", e->bucket, key("photo/",
+	    "gz.jpg"));
+	snprintf(up, sizeof(up), "@%s", tmp_file("orig.jpg.gz"));
+	code = curl_s3("PUT", pq, "Content-Encoding: gzip", up);
+	cr_assert_eq(code, 200, "PUT with Content-Encoding: HTTP %ld", code);
+	/* The server keeps the gzip bytes as they are (HEAD's size). */
+	buf_init(&plain, BUF_NOMAX);
+	buf_init(&fromgz, BUF_NOMAX);
+	{
+		struct s3_head	hd;
+		struct s3_error	err;
+
+		s3_head_init(&hd);
+		cr_assert_eq(s3_head(F.c, key("photo/", "gz.jpg"), &hd, &err),
+		    S3_OK);
+		cr_assert_eq(hd.size, gz.len, "stored %llu bytes, sent %zu",
+		    (unsigned long long)hd.size, gz.len);
+		s3_head_release(&hd);
+	}
+
+	cfg = s3_cfg(NULL, 2, "[preset s]\nwidth = 64\n");
+	j = generate(cfg, NULL, &r);
+	th_expect_exit(&r, 0, "generate over a gzip-encoded original");
+	cr_assert_eq(th_json_num(j, "presets.s.generated"), 2, "%s",
+	    r.out.data);
+	th_json_free(j);
+	th_run_release(&r);
+	cr_assert_eq(fetch(key("prew/", "s/plain.jpg"), &plain), 0);
+	cr_assert_eq(fetch(key("prew/", "s/gz.jpg"), &fromgz), 0);
+	image_size(&fromgz, &w, &h);
+	cr_assert(w == 64 && h == 48, "the preview is %dx%d", w, h);
+	/* libvips is deterministic: the same pixels make the same file. */
+	cr_assert(plain.len == fromgz.len && memcmp(plain.data, fromgz.data,
+	    plain.len) == 0, "the gzip original's preview differs from the "
+	    "plain one's");
+	buf_release(&plain);
+	buf_release(&fromgz);
+	buf_release(&gz);
+	buf_release(&img);
+}
+
+/* ---- 6. a preview key longer than S3's 1024 bytes ------------------------ */
+
+/* The count proxy's counts (GET /__counts, reset when asked). */
+static struct th_json *
+counts(int reset)
+{
+	struct sockaddr_in	 sa;
+	struct th_json		*j;
+	struct buf		 resp;
+	const char		*body;
+	char			 req[128], chunk[8192];
+	ssize_t			 n;
+	int			 fd, len;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)F.proxy_port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0,
+	    "cannot reach the proxy: %s", strerror(errno));
+	len = snprintf(req, sizeof(req), "GET /__counts%s HTTP/1.1\r\n"
+	    "Host: 127.0.0.1\r\nConnection: close\r\n\r\n",
+	    reset ? "?reset=1" : "");
+	cr_assert_eq(write(fd, req, (size_t)len), len);
+	buf_init(&resp, BUF_NOMAX);
+	for (;;) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+
+		cr_assert_gt(poll(&pf, 1, 20000), 0, "the proxy did not answer");
+		if ((n = read(fd, chunk, sizeof(chunk))) <= 0)
+			break;
+		cr_assert(buf_add(&resp, chunk, (size_t)n) == 0);
+	}
+	close(fd);
+	cr_assert(strncmp(resp.data, "HTTP/1.1 200", 12) == 0, "%.200s",
+	    resp.data);
+	cr_assert_not_null(body = strstr(resp.data, "\r\n\r\n"));
+	body += 4;
+	j = th_json_parse(body, resp.len - (size_t)(body - resp.data));
+	buf_release(&resp);
+	return j;
+}
+
+/*
+ * An original whose key fits (1020 bytes) but whose preview's would not
+ * (1025: "prew/thumb/" is five bytes longer than "photo/"): reported from
+ * the listing, never read, exit 0. The stamps and a good original's
+ * preview are made first, so that the second run has nothing else to
+ * read or write.
+ */
+Test(failures, preview_key_too_long_is_never_read)
+{
+	struct th_run	 r;
+	struct th_json	*j, *c;
+	struct buf	 img;
+	char		 rel[1100], endpoint[64], *argv[4], *cfg;
+	size_t		 base;
+	const char	*k;
+
+	make_jpeg(64, 48, &img);
+	put_bytes(key("photo/", "good.jpg"), &img, "image/jpeg");
+	argv[0] = CPROXY;
+	argv[1] = (char *)th_env()->endpoint;
+	argv[2] = "300";
+	argv[3] = NULL;
+	F.proxy_port = th_start_server(argv, &F.proxy);
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d",
+	    F.proxy_port);
+	cfg = s3_cfg(endpoint, 2, "[preset thumb]\nwidth = 32\n");
+	j = generate(cfg, NULL, &r);
+	th_expect_exit(&r, 0, "generate over the good original");
+	cr_assert_eq(th_json_num(j, "presets.thumb.generated"), 1);
+	th_json_free(j);
+	th_run_release(&r);
+
+	base = strlen(key("photo/", ""));
+	cr_assert_lt(base, 1000);
+	memset(rel, 'x', sizeof(rel));
+	memcpy(rel, "long-", 5);
+	memcpy(rel + (1020 - base) - 4, ".jpg", 5);
+	k = key("photo/", rel);
+	cr_assert_eq(strlen(k), 1020);
+	cr_assert_eq(strlen(key("prew/thumb/", rel)), 1025);
+	put_bytes(k, &img, "image/jpeg");
+
+	th_json_free(counts(1));
+	j = generate(cfg, NULL, &r);
+	c = counts(0);
+	th_expect_exit(&r, 0, "generate over a too-long preview key");
+	cr_assert_eq(count_of(r.err.data, "longer than 1024 bytes"), 1,
+	    "%.3000s", r.err.data);
+	cr_assert_not_null(strstr(r.err.data, "long-xxxxxxxxxx"), "the key is "
+	    "not named: %.3000s", r.err.data);
+	cr_assert_eq(th_json_num(c, "GET"), 0, "%lld GETs: it was read",
+	    th_json_num(c, "GET"));
+	cr_assert_eq(th_json_num(c, "PUT"), 0, "%lld PUTs",
+	    th_json_num(c, "PUT"));
+	cr_assert_eq(th_json_num(j, "presets.thumb.generated"), 0);
+	cr_assert_eq(th_json_num(j, "presets.thumb.failed"), 0);
+	th_json_free(c);
+	th_json_free(j);
+	th_run_release(&r);
+	buf_release(&img);
+}
