@@ -821,11 +821,8 @@ Test(cli, json_on_a_failed_listing, .fini = cli_fini)
 		    cmds[i][2], NULL };
 
 		th_prewctl(&r, args, NULL);
+		/* Exit 3: not an empty success. */
 		j = json_outcome(&r, 3, "AccessDenied", cmds[i][0]);
-		/* Not an empty success: no "0 originals" counted. */
-		cr_assert(th_json_at(j, "originals") == NULL ||
-		    th_json_num(j, "originals") != 0 ||
-		    th_json_num(j, "exit") != 0, "%s", r.out.data);
 		th_json_free(j);
 		th_run_release(&r);
 	}
