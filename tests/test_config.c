@@ -1003,33 +1003,49 @@ Test(config, sixty_five_presets_are_too_many)
  * (links are never followed) and exits 3, rather than listing nothing and
  * reporting "0 originals" as if the folder were empty.
  */
-Test(config, folder_source_that_is_a_symlink)
+static struct {
+	char	 root[32], real[32];
+	char	*cfg;
+} L;
+
+static void
+link_fini(void)
+{
+	if (L.cfg != NULL) {
+		unlink(L.cfg);
+		free(L.cfg);
+	}
+	th_rmtree(L.root);
+	th_rmtree(L.real);
+}
+
+Test(config, folder_source_that_is_a_symlink, .fini = link_fini)
 {
 	static const char *const cmds[][3] = {
 		{ "plan", "--json", NULL },
 		{ "generate", "--json", NULL },
 	};
-	char		 root[] = "/tmp/prewctl-cfglink-XXXXXX";
-	char		 real[] = "/tmp/prewctl-cfgreal-XXXXXX";
 	char		 path[256], text[512], *cfg;
 	struct th_run	 r;
 	struct th_json	*j;
 	size_t		 i;
 	FILE		*f;
 
-	cr_assert_not_null(mkdtemp(root));
-	cr_assert_not_null(mkdtemp(real));
+	snprintf(L.root, sizeof(L.root), "/tmp/prewctl-cfglink-XXXXXX");
+	snprintf(L.real, sizeof(L.real), "/tmp/prewctl-cfgreal-XXXXXX");
+	cr_assert_not_null(mkdtemp(L.root));
+	cr_assert_not_null(mkdtemp(L.real));
 	/* Were the link followed, this would be an original. */
-	snprintf(path, sizeof(path), "%s/a.jpg", real);
+	snprintf(path, sizeof(path), "%s/a.jpg", L.real);
 	f = fopen(path, "wb");
 	cr_assert_not_null(f);
 	cr_assert_eq(fputs("not an image", f) >= 0, 1);
 	cr_assert_eq(fclose(f), 0);
-	snprintf(path, sizeof(path), "%s/photo", root);
-	cr_assert_eq(symlink(real, path), 0);
+	snprintf(path, sizeof(path), "%s/photo", L.root);
+	cr_assert_eq(symlink(L.real, path), 0);
 	snprintf(text, sizeof(text), "[storage]\ndirectory = %s\n"
-	    "source = photo/\npreviews = prew/\n" SMALL, root);
-	cfg = th_write_temp(text);
+	    "source = photo/\npreviews = prew/\n" SMALL, L.root);
+	cfg = L.cfg = th_write_temp(text);
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		const char *args[] = { "-c", cfg, cmds[i][0], cmds[i][1],
 		    NULL };
@@ -1060,10 +1076,6 @@ Test(config, folder_source_that_is_a_symlink)
 		    r.out.data);
 		th_run_release(&r);
 	}
-	unlink(cfg);
-	free(cfg);
-	th_rmtree(root);
-	th_rmtree(real);
 }
 
 /* The first error wins, whoever finds it. */
