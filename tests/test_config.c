@@ -2,6 +2,7 @@
  * Tests for preview/config.c. Every input is written to a file named
  * presets.ini in a fresh temporary folder; expected messages are written
  * from the format's rules, with line numbers counted by hand in the input.
+ * One test runs the binary: a folder backend whose source is a link.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include <criterion/criterion.h>
 
+#include "helpers.h"
 #include "preview/config.h"
 
 struct tmpini {
@@ -811,6 +813,270 @@ ERROR_CASE(source_under_previews,
 ERROR_CASE(source_is_previews,
     "[storage]\nbucket = b\npreviews = p/\nsource = p/\n" SMALL,
     ":4: 'source' and 'previews' overlap in [storage]")
+
+/*
+ * Prefixes that can never match what the user meant (S3 keeps "./photo/"
+ * apart from "photo/"): each is an error naming the key, on its line.
+ */
+static const struct {
+	const char	*key;
+	const char	*value;
+} never_match[] = {
+	{ "source", "./photo/" },
+	{ "source", "photo//" },
+	{ "previews", "../prew/" },
+	{ "source", "/photo/" },
+	{ "source", "a/./b/" },
+	{ "previews", "a/../b/" },
+	{ "previews", "//" },
+	{ "source", "photo/./" },
+	{ "previews", "./" },
+};
+
+Test(config, prefixes_that_never_match)
+{
+	char	text[256], want[256];
+	size_t	i;
+
+	for (i = 0; i < sizeof(never_match) / sizeof(never_match[0]); i++) {
+		int	src = strcmp(never_match[i].key, "source") == 0;
+
+		/* Line 3 holds the prefix under test. */
+		cr_assert(snprintf(text, sizeof(text), "[storage]\n"
+		    "bucket = b\n%s = %s\n%s = %s\n" SMALL, never_match[i].key,
+		    never_match[i].value, src ? "previews" : "source",
+		    src ? "prew/" : "photo/") < (int)sizeof(text));
+		cr_assert(snprintf(want, sizeof(want), ":3: bad value '%s' for "
+		    "'%s' in [storage] (no leading '/', and no empty, '.' or "
+		    "'..' segment)", never_match[i].value,
+		    never_match[i].key) < (int)sizeof(want));
+		expect_error(text, want);
+	}
+}
+
+/* Dots inside a segment are a segment's own: these prefixes are fine. */
+Test(config, prefixes_with_dots_in_segments)
+{
+	struct config	cfg;
+
+	load_ok("[storage]\nbucket = b\nsource = .photo/a..b/c./\n"
+	    "previews = ...prew/\n" SMALL, &cfg);
+	cr_assert_str_eq(cfg.source, ".photo/a..b/c./");
+	cr_assert_str_eq(cfg.previews, "...prew/");
+	config_release(&cfg);
+}
+
+/* What only S3 reads is an error with a folder, naming the key's line. */
+static const struct {
+	const char	*key;
+	const char	*value;
+} s3_only[] = {
+	{ "endpoint", "http://127.0.0.1:7480" },
+	{ "region", "us-east-1" },
+	{ "path_style", "true" },
+	{ "tls_verify", "false" },
+	{ "ca_bundle", "/etc/ssl/ca.pem" },
+	{ "acl", "public-read" },
+	{ "cache_control", "no-cache" },
+};
+
+Test(config, s3_keys_with_directory)
+{
+	char	text[256], want[256];
+	size_t	i;
+
+	for (i = 0; i < sizeof(s3_only) / sizeof(s3_only[0]); i++) {
+		/* The key on line 5, after the folder and both prefixes. */
+		cr_assert(snprintf(text, sizeof(text), "[storage]\n"
+		    "directory = /srv/photos\nsource = a/\npreviews = b/\n"
+		    "%s = %s\n" SMALL, s3_only[i].key, s3_only[i].value) <
+		    (int)sizeof(text));
+		cr_assert(snprintf(want, sizeof(want), ":5: '%s' has no meaning "
+		    "with 'directory' in [storage]", s3_only[i].key) <
+		    (int)sizeof(want));
+		expect_error(text, want);
+		/* Before the folder is named, too. */
+		cr_assert(snprintf(text, sizeof(text), "[storage]\n%s = %s\n"
+		    "directory = /srv/photos\nsource = a/\npreviews = b/\n"
+		    SMALL, s3_only[i].key, s3_only[i].value) <
+		    (int)sizeof(text));
+		cr_assert(snprintf(want, sizeof(want), ":2: '%s' has no meaning "
+		    "with 'directory' in [storage]", s3_only[i].key) <
+		    (int)sizeof(want));
+		expect_error(text, want);
+	}
+}
+
+/* The bucket and key make the path: an endpoint has none of its own. */
+static const char *const endpoint_bad[] = {
+	"http://h:1/x",
+	"http://h:1?x",
+	"http://h:1/?x",
+	"https://h/x/",
+	"http://h:1#x",
+	"http://h:1//",
+};
+
+static const char *const endpoint_ok[] = {
+	"http://h:1/",
+	"http://h:1",
+	"https://s3.eu-west-1.amazonaws.com",
+	"http://127.0.0.1:7480/",
+};
+
+Test(config, endpoint_with_a_path_or_query)
+{
+	struct config	cfg;
+	char		text[256], want[256];
+	size_t		i;
+
+	for (i = 0; i < sizeof(endpoint_bad) / sizeof(endpoint_bad[0]); i++) {
+		cr_assert(snprintf(text, sizeof(text), STORAGE
+		    "endpoint = %s\n" SMALL, endpoint_bad[i]) <
+		    (int)sizeof(text));
+		cr_assert(snprintf(want, sizeof(want), ":5: bad value '%s' for "
+		    "'endpoint' in [storage] (scheme, host and port only: no "
+		    "path or query)", endpoint_bad[i]) < (int)sizeof(want));
+		expect_error(text, want);
+	}
+	for (i = 0; i < sizeof(endpoint_ok) / sizeof(endpoint_ok[0]); i++) {
+		cr_assert(snprintf(text, sizeof(text), STORAGE
+		    "endpoint = %s\n" SMALL, endpoint_ok[i]) <
+		    (int)sizeof(text));
+		load_ok(text, &cfg);
+		cr_assert_not_null(cfg.endpoint, "%s", endpoint_ok[i]);
+		cr_assert_eq(strncmp(cfg.endpoint, endpoint_ok[i],
+		    strlen(cfg.endpoint)), 0, "%s loaded as %s",
+		    endpoint_ok[i], cfg.endpoint);
+		config_release(&cfg);
+	}
+}
+
+/* On case-insensitive storage they would share one folder. */
+ERROR_CASE(preset_names_differ_only_in_case,
+    STORAGE SMALL "[preset big]\nwidth = 9\n[preset SMALL]\nwidth = 640\n",
+    ":9: preset 'SMALL' differs from 'small' only in case")
+ERROR_CASE(preset_names_differ_only_in_case_mixed,
+    STORAGE "[preset thumb_A]\nwidth = 1\n[preset Thumb_a]\nwidth = 2\n",
+    ":7: preset 'Thumb_a' differs from 'thumb_A' only in case")
+
+/* n presets p0..p<n-1>, each of two lines, after STORAGE (4 lines). */
+static char *
+many_presets(int n)
+{
+	struct buf	b;
+	int		i;
+
+	buf_init(&b, BUF_NOMAX);
+	cr_assert(buf_addf(&b, "%s", STORAGE) == 0);
+	for (i = 0; i < n; i++)
+		cr_assert(buf_addf(&b, "[preset p%d]\nwidth = %d\n", i,
+		    i + 1) == 0);
+	return buf_detach(&b, NULL);
+}
+
+Test(config, sixty_four_presets_load)
+{
+	struct config	 cfg;
+	char		*text = many_presets(64);
+	int		 i;
+
+	load_ok(text, &cfg);
+	cr_assert_eq(cfg.npresets, 64);
+	for (i = 0; i < 64; i++)
+		cr_assert_eq(cfg.presets[i].width, i + 1);
+	config_release(&cfg);
+	free(text);
+}
+
+Test(config, sixty_five_presets_are_too_many)
+{
+	char	*text = many_presets(65);
+
+	/* The 65th section starts on line 5 + 64 * 2. */
+	expect_error(text, ":133: too many presets (at most 64)");
+	free(text);
+}
+
+/*
+ * A folder backend whose source folder is a link: the command says so
+ * (links are never followed) and exits 3, rather than listing nothing and
+ * reporting "0 originals" as if the folder were empty.
+ */
+static struct {
+	char	 root[32], real[32];
+	char	*cfg;
+} L;
+
+static void
+link_fini(void)
+{
+	if (L.cfg != NULL) {
+		unlink(L.cfg);
+		free(L.cfg);
+	}
+	th_rmtree(L.root);
+	th_rmtree(L.real);
+}
+
+Test(config, folder_source_that_is_a_symlink, .fini = link_fini)
+{
+	static const char *const cmds[][3] = {
+		{ "plan", "--json", NULL },
+		{ "generate", "--json", NULL },
+	};
+	char		 path[256], text[512], *cfg;
+	struct th_run	 r;
+	struct th_json	*j;
+	size_t		 i;
+	FILE		*f;
+
+	snprintf(L.root, sizeof(L.root), "/tmp/prewctl-cfglink-XXXXXX");
+	snprintf(L.real, sizeof(L.real), "/tmp/prewctl-cfgreal-XXXXXX");
+	cr_assert_not_null(mkdtemp(L.root));
+	cr_assert_not_null(mkdtemp(L.real));
+	/* Were the link followed, this would be an original. */
+	snprintf(path, sizeof(path), "%s/a.jpg", L.real);
+	f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fputs("not an image", f) >= 0, 1);
+	cr_assert_eq(fclose(f), 0);
+	snprintf(path, sizeof(path), "%s/photo", L.root);
+	cr_assert_eq(symlink(L.real, path), 0);
+	snprintf(text, sizeof(text), "[storage]\ndirectory = %s\n"
+	    "source = photo/\npreviews = prew/\n" SMALL, L.root);
+	cfg = L.cfg = th_write_temp(text);
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const char *args[] = { "-c", cfg, cmds[i][0], cmds[i][1],
+		    NULL };
+
+		th_prewctl(&r, args, NULL);
+		th_expect_exit(&r, 3, cmds[i][0]);
+		cr_assert_not_null(strstr(r.err.data, "link"), "%s: stderr "
+		    "does not name the link: %s", cmds[i][0], r.err.data);
+		cr_assert_null(strstr(r.out.data, "0 originals"), "%s",
+		    r.out.data);
+		j = th_json_parse(r.out.data, r.out.len);
+		cr_assert_eq(th_json_num(j, "exit"), 3);
+		cr_assert_not_null(th_json_str(j, "error"));
+		cr_assert_not_null(strstr(th_json_str(j, "error"), "link"),
+		    "%s: error %s", cmds[i][0], th_json_str(j, "error"));
+		th_json_free(j);
+		th_run_release(&r);
+	}
+	/* In text too. */
+	{
+		const char *args[] = { "-c", cfg, "plan", NULL };
+
+		th_prewctl(&r, args, NULL);
+		th_expect_exit(&r, 3, "plan");
+		cr_assert_not_null(strstr(r.err.data, "symbolic link"), "%s",
+		    r.err.data);
+		cr_assert_null(strstr(r.out.data, "0 originals"), "%s",
+		    r.out.data);
+		th_run_release(&r);
+	}
+}
 
 /* The first error wins, whoever finds it. */
 ERROR_CASE(first_error_wins_syntax,
