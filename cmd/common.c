@@ -30,7 +30,12 @@ vsay(const char *fmt, va_list ap, int record)
 		fputs("prewctl: out of memory\n", stderr);
 		return;
 	}
-	fprintf(stderr, "prewctl: %s\n", msg);
+	/* One message, one line: a key in it is escaped as in --keys. */
+	flockfile(stderr);
+	fputs("prewctl: ", stderr);
+	cmd_key(stderr, msg);
+	fputc('\n', stderr);
+	funlockfile(stderr);
 	pthread_mutex_lock(&error_mtx);
 	if (record && first_error == NULL) {
 		first_error = msg;

@@ -130,30 +130,34 @@ take(struct work *w, enum stage s)
 static void
 tally(struct work *w, const struct job *j, int write)
 {
-	int	ok = write ? 0 : j->fetched, bad = 0;
 	size_t	i;
+	int	stop;
 
-	for (i = 0; i < j->n; i++) {
-		const struct job_preset *p = &j->p[i];
-
-		if (write && p->result == MAKE_MADE)
-			ok = 1;
-		else if (p->result == MAKE_FAILED && p->storage &&
-		    p->write == write)
-			bad = 1;
-	}
 	pthread_mutex_lock(&w->mtx);
-	if (write) {
-		w->write_errs = ok ? 0 : w->write_errs + bad;
-		if (w->p.max_storage_errors > 0 &&
-		    w->write_errs >= w->p.max_storage_errors)
-			halt(w, WORK_WRITES_FAILING);
-	} else {
-		w->read_errs = ok ? 0 : w->read_errs + bad;
-		if (w->p.max_storage_errors > 0 &&
-		    w->read_errs >= w->p.max_storage_errors)
-			halt(w, WORK_READS_FAILING);
-	}
+	if (!write) {
+		/* One read per job: the original's. */
+		if (j->fetched)
+			w->read_errs = 0;
+		for (i = 0; i < j->n; i++)
+			if (j->p[i].result == MAKE_FAILED && j->p[i].storage &&
+			    !j->p[i].write) {
+				w->read_errs++;
+				break;
+			}
+	} else
+		/* A write per preview, in the order they were made. */
+		for (i = 0; i < j->n; i++) {
+			if (j->p[i].result == MAKE_MADE)
+				w->write_errs = 0;
+			else if (j->p[i].result == MAKE_FAILED &&
+			    j->p[i].storage && j->p[i].write)
+				w->write_errs++;
+		}
+	stop = w->p.max_storage_errors > 0;
+	if (stop && w->read_errs >= w->p.max_storage_errors)
+		halt(w, WORK_READS_FAILING);
+	if (stop && w->write_errs >= w->p.max_storage_errors)
+		halt(w, WORK_WRITES_FAILING);
 	pthread_mutex_unlock(&w->mtx);
 }
 
