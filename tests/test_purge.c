@@ -58,10 +58,10 @@
 /* What a test made; teardown undoes it. Every test is a process. */
 static struct {
 	struct s3_client	*c;
-	char			 prefix[256];	/* ours, in the test bucket */
+	char			 prefix[256];	/* in the bucket */
 	char			 tmp[64];	/* configs, stats */
 	char			 root[64];	/* the folder backend */
-	int			 folder;	/* objects are files under root */
+	int			 folder;	/* files under root */
 	pid_t			 proxy;
 	char			 proxy_ep[64];
 	int			 nfiles;
@@ -995,8 +995,8 @@ Test(purge, share_guard_only_above_ten_keys)
 			    i);
 			obj_put_str(rel, "preview");
 			if (i >= sc->orphans) {
-				snprintf(rel, sizeof(rel), "photo/c%zu/%02d.jpg",
-				    c, i);
+				snprintf(rel, sizeof(rel),
+				    "photo/c%zu/%02d.jpg", c, i);
 				obj_put_str(rel, "original");
 			}
 		}
@@ -1081,7 +1081,7 @@ Test(purge, folder_max_delete_default_is_ten_thousand, .init = setup_dir)
 	cr_expect_eq(count_files("photo/"), MAXDEL_KEEP);
 }
 
-/* ---- 4. --prefix ---------------------------------------------------------- */
+/* ---- 4. --prefix ------------------------------------------------------ */
 
 static const char *const prefix_folders[] = { "2024", "2024x", "z" };
 
@@ -1182,8 +1182,9 @@ two_orphans(struct strv *orphans)
 Test(purge, storage_errors_exit_3_deleting_nothing)
 {
 	char		 ep[64];
-	const char	*wrong[] = { "AWS_SECRET_ACCESS_KEY=wrong-secret-0000",
-			    NULL };
+	const char	*wrong[] = {
+		"AWS_SECRET_ACCESS_KEY=wrong-secret-0000", NULL
+	};
 	const char	*cfg;
 	struct strv	 orphans, s0, s1;
 	struct th_run	 r;
@@ -1228,8 +1229,8 @@ Test(purge, verbose_names_every_key_deleted)
 	for (i = 0; i < orphans.n; i++) {
 		buf_reset(&quoted);
 		buf_addf(&quoted, "'%s'", orphans.v[i]);
-		cr_expect(has(r.err.data, quoted.data), "purge -v does not name "
-		    "%s: %s", quoted.data, r.err.data);
+		cr_expect(has(r.err.data, quoted.data), "purge -v does not "
+		    "name %s: %s", quoted.data, r.err.data);
 	}
 	buf_reset(&quoted);
 	buf_addf(&quoted, "'%s'", full("prew/p1/kept.jpg"));
