@@ -9,7 +9,8 @@
  *   2. Folder backend: an original replaced by a copy with an older mtime
  *      (cp -p, rsync -a) is remade.
  *   3. An original replaced by a zero-byte file or a text: its stale
- *      previews are removed, the run says so and exits 1.
+ *      previews are removed, the run says so and exits 1; also those of
+ *      the other presets when a run of one preset saw it first.
  *   4. An original replaced after prewctl read it and before its previews
  *      were written: they are removed again, the next run makes them from
  *      the new picture; one HEAD of the original per original made.
@@ -779,6 +780,44 @@ Test(stale, original_replaced_by_non_image_loses_its_previews)
 	}
 	th_json_free(j);
 	th_run_release(&r);
+}
+
+/*
+ * The same takedown seen first by a run of one preset: that run removes
+ * its own stale preview and marks the original as failed. The next full
+ * run must still remove the other preset's preview of the taken-down
+ * picture (man page, FAILURES: "a picture taken down is not left public
+ * under its preview's key"), not take it for a known failure and keep it.
+ */
+Test(stale, takedown_seen_by_one_preset_leaves_no_other_preview)
+{
+	struct th_run	 r;
+	struct th_json	*j;
+	const char	*cfg;
+
+	put_fixture("photo/z.jpg", PIC_L);
+	cfg = config(NULL, presets2);
+	PREWCTL(&r, cfg, "generate");
+	th_expect_exit(&r, 0, "generate");
+	th_run_release(&r);
+	cr_assert(exists("prew/small/z.jpg") && exists("prew/tiny/z.jpg"));
+
+	put("photo/z.jpg", "", 0);
+	PREWCTL(&r, cfg, "generate", "--preset", "small");
+	th_expect_exit(&r, 1, "generate --preset small after the takedown");
+	th_run_release(&r);
+	cr_expect(!exists("prew/small/z.jpg"));
+
+	PREWCTL(&r, cfg, "generate", "--json");
+	cr_log_info("generate: exit %d: %s\n%s", r.status, r.err.data,
+	    r.out.data);
+	j = json_of(&r);
+	cr_expect_eq(th_json_num(j, "presets.tiny.known-failure"), 0, "the "
+	    "stale preview of 'tiny' is taken for a known failure and kept");
+	th_json_free(j);
+	th_run_release(&r);
+	cr_expect(!exists("prew/tiny/z.jpg"), "'tiny' still shows the taken "
+	    "down picture after a full generate");
 }
 
 /* ---- 4. replaced between prewctl's GET and its PUT --------------------- */
