@@ -25,7 +25,7 @@ BINDIR	= $(PREFIX)/bin
 MANDIR	= $(PREFIX)/share/man/man1
 
 CC	?= cc
-PKGS	= vips lcms2 libcurl libxml-2.0 inih libcrypto
+PKGS	= vips lcms2 libcurl libxml-2.0 inih libcrypto libmicrohttpd hiredis
 CFLAGS	?= -O2 -g
 WFLAGS	= -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE
 CPPFLAGS += -I. -DPREWCTL_VERSION='"$(VERSION)"'
@@ -35,7 +35,8 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 # The Debian 12 packages each kind of run needs: the one list of them.
 DEPS_BUILD = build-essential pkg-config libvips-dev libcurl4-openssl-dev \
-	libxml2-dev libinih-dev libssl-dev liblcms2-dev
+	libxml2-dev libinih-dev libssl-dev liblcms2-dev libmicrohttpd-dev \
+	libhiredis-dev
 DEPS_UNIT = $(DEPS_BUILD) libcriterion-dev groff-base groff python3
 DEPS_TEST = $(DEPS_UNIT) radosgw ceph-mon ceph-osd curl ca-certificates
 DEPS_CI	= $(DEPS_TEST) clang libclang-rt-14-dev valgrind libvips-tools
@@ -61,13 +62,13 @@ else
 Q	= @echo "  CC      $<";
 endif
 
-LIB_SRCS = $(sort $(wildcard s3/*.c store/*.c preview/*.c))
+LIB_SRCS = $(sort $(wildcard s3/*.c store/*.c preview/*.c serve/*.c))
 CMD_SRCS = $(sort $(wildcard cmd/*.c))
 TEST_SRCS = $(sort $(wildcard tests/test_*.c tests/helpers.c tests/jsonread.c))
 LIB_OBJS = $(LIB_SRCS:%.c=$(B)/%.o)
 CMD_OBJS = $(CMD_SRCS:%.c=$(B)/%.o)
 TEST_OBJS = $(TEST_SRCS:%.c=$(B)/%.o)
-HDRS	= $(wildcard s3/*.h store/*.h preview/*.h cmd/*.h tests/*.h)
+HDRS	= $(wildcard s3/*.h store/*.h preview/*.h serve/*.h cmd/*.h tests/*.h)
 LIB	= $(B)/libprewctl.a
 CMDLIB	= $(B)/libprewctlcmd.a
 PREWCTL	= $(B)/prewctl

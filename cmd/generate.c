@@ -180,8 +180,7 @@ gen_done(void *arg, struct job *j)
 			break;
 		}
 	}
-	if (j->mark_written)
-		g->nmarked++;
+	g->nmarked += j->marks_written;
 	if (j->changed)
 		cmd_report("'%s' changed while its previews were made: "
 		    "they were removed, the next run makes them", j->key);
@@ -255,8 +254,8 @@ gen_item(void *arg, const struct diff_item *it)
 	for (i = 0; i < n; i++) {
 		j->p[i].state = state[i];
 		j->p[i].verify = state[i] == PS_FRESH && !g->o.force;
+		j->p[i].marked = it->marks[idx[i]] != NULL;
 	}
-	j->marked = it->mark != NULL;
 	(void)snprintf(j->listed_etag, sizeof(j->listed_etag), "%s",
 	    it->source->etag);
 	g->todo += n;
@@ -464,7 +463,11 @@ stop_pool(struct gen *g, struct s3_stats *reqs)
 		code = EXIT_STORAGE;
 	}
 	if (g->guard != NULL) {
-		if ((st = guard_stop(g->guard, &err)) != STORE_OK) {
+		st = guard_stop(g->guard, &err);
+		/* Another run changed a preset: this one did not finish it. */
+		if (guard_nlost(g->guard) > 0 && code == EXIT_DONE)
+			code = EXIT_SOME_FAILED;
+		if (st != STORE_OK) {
 			store_error_text(st, &err, msg, sizeof(msg));
 			cmd_error("storage failed: cannot check that the "
 			    "stamps under '%s' are unchanged: %s",

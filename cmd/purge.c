@@ -75,11 +75,12 @@ purge_item(void *arg, const struct diff_item *it)
 		p->orphans[i]++;
 	}
 	/* A mark is bookkeeping: it goes with its original. */
-	if (it->source == NULL && it->mark != NULL) {
-		if (spool(p, it->mark->key) != 0)
-			return 1;
-		p->marks++;
-	}
+	for (i = 0; i < p->eng.npresets && it->source == NULL; i++)
+		if (it->marks[i] != NULL) {
+			if (spool(p, it->marks[i]->key) != 0)
+				return 1;
+			p->marks++;
+		}
 	return 0;
 }
 
@@ -109,7 +110,7 @@ spool_removed(struct purge *p)
 	enum eng_status		 est;
 	enum store_status	 st;
 	struct buf		 prefix;
-	size_t			 n = 0, i;
+	size_t			 n = 0, i, k;
 	char			 msg[600];
 	int			 rc = EXIT_STORAGE;
 
@@ -126,10 +127,13 @@ spool_removed(struct purge *p)
 				    "another source" : "not made by prewctl");
 			continue;
 		}
-		buf_reset(&prefix);
-		if (v[i].has_dir) {
-			if (key_preset_prefix(&prefix, p->eng.cfg->previews,
-			    v[i].name) != 0)
+		/* Its previews, and its failure marks. */
+		for (k = 0; k < 2; k++) {
+			buf_reset(&prefix);
+			if ((k == 0 ? key_preset_prefix(&prefix,
+			    p->eng.cfg->previews, v[i].name) :
+			    key_failed_prefix(&prefix, p->eng.cfg->previews,
+			    v[i].name)) != 0)
 				goto nomem;
 			memset(&lp, 0, sizeof(lp));
 			lp.prefix = prefix.data;

@@ -245,8 +245,9 @@ stream_at(const struct stream *s, const char *rel)
 }
 
 /*
- * Stream 0 is the source, stream i+1 preset i, the last one the failure
- * marks: its prefix, and how much of each key is the prefix to cut.
+ * Stream 0 is the source, stream 1 + i preset i's previews, stream
+ * 1 + P + i its failure marks: its prefix, and how much of each key is
+ * the prefix to cut.
  */
 static int
 stream_prefix(const struct diff_params *dp, size_t i, struct stream *s)
@@ -259,7 +260,8 @@ stream_prefix(const struct diff_params *dp, size_t i, struct stream *s)
 		rc = key_preset_prefix(&s->prefix, dp->previews,
 		    dp->presets[i - 1].name);
 	else
-		rc = key_failed_prefix(&s->prefix, dp->previews);
+		rc = key_failed_prefix(&s->prefix, dp->previews,
+		    dp->presets[i - 1 - dp->npresets].name);
 	s->strip = s->prefix.len;
 	return rc != 0 ? -1 : buf_addstr(&s->prefix, dp->subpath);
 }
@@ -269,11 +271,11 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
     struct diff_result *res, struct store_error *err)
 {
 	struct stream			*ss;
-	const struct diff_entry		**prev = NULL;
+	const struct diff_entry		**prev = NULL, **marks = NULL;
 	enum pstate			*state = NULL;
 	struct diff_item		 item;
-	size_t				 n = dp->npresets + 2, i, started = 0;
-	size_t				 mk = n - 1;
+	size_t				 np = dp->npresets, n = 2 * np + 1;
+	size_t				 i, started = 0;
 	enum store_status		 st = STORE_ENOMEM;
 	const char			*min;
 	int				 failed = -1;
@@ -282,14 +284,15 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 	store_error_clear(err);
 	if ((ss = calloc(n, sizeof(*ss))) == NULL)
 		return STORE_ENOMEM;
-	prev = calloc(dp->npresets + 1, sizeof(*prev));
-	state = calloc(dp->npresets + 1, sizeof(*state));
+	prev = calloc(np + 1, sizeof(*prev));
+	marks = calloc(np + 1, sizeof(*marks));
+	state = calloc(np + 1, sizeof(*state));
 	for (i = 0; i < n; i++) {
 		pthread_mutex_init(&ss[i].mtx, NULL);
 		pthread_cond_init(&ss[i].cv, NULL);
 		buf_init(&ss[i].prefix, BUF_NOMAX);
 	}
-	if (prev == NULL || state == NULL)
+	if (prev == NULL || marks == NULL || state == NULL)
 		goto out;
 	for (i = 0; i < n; i++) {
 		struct stream *s = &ss[i];
@@ -328,19 +331,20 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 			break;
 		item.rel = min;
 		item.source = stream_at(&ss[0], min);
-		item.mark = stream_at(&ss[mk], min);
-		for (i = 0; i < dp->npresets; i++) {
-			prev[i] = stream_at(&ss[i + 1], min);
+		for (i = 0; i < np; i++) {
+			prev[i] = stream_at(&ss[1 + i], min);
+			marks[i] = stream_at(&ss[1 + np + i], min);
 			state[i] = diff_classify(item.source, prev[i],
-			    item.mark, &dp->presets[i], dp->retry_failed);
+			    marks[i], &dp->presets[i], dp->retry_failed);
 			if (prev[i] != NULL)
 				res->previews++;
+			if (marks[i] != NULL)
+				res->marks++;
 		}
 		if (item.source != NULL)
 			res->originals++;
-		if (item.mark != NULL)
-			res->marks++;
 		item.previews = prev;
+		item.marks = marks;
 		item.state = state;
 		if (cb(arg, &item) != 0) {
 			st = STORE_ECANCELLED;
@@ -348,8 +352,8 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 		}
 		/* Advance every stream that was at min. */
 		for (i = 0; i < n; i++) {
-			int at = i == 0 ? item.source != NULL : i == mk ?
-			    item.mark != NULL : prev[i - 1] != NULL;
+			int at = i == 0 ? item.source != NULL : i <= np ?
+			    prev[i - 1] != NULL : marks[i - 1 - np] != NULL;
 
 			if (at && stream_next(&ss[i]) < 0) {
 				failed = (int)i;
@@ -377,6 +381,7 @@ out:
 	}
 	free(ss);
 	free(prev);
+	free(marks);
 	free(state);
 	return st;
 }

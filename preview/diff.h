@@ -1,9 +1,9 @@
 /*
  * diff: the streaming merge-join of the originals against each preset's
- * previews and the failure marks.
+ * previews and failure marks.
  *
- * The source prefix, every preset's prefix and the failure marks' prefix
- * are listed at the same time, each by its own thread into a small
+ * The source prefix, every preset's prefix and every preset's failure
+ * marks' prefix are listed at the same time, each by its own thread into a small
  * bounded ring. With the prefixes stripped all the streams are in the
  * same byte order (keys.h), so one pass that always takes the smallest
  * head classifies every key, holding one entry per stream whatever the
@@ -47,7 +47,7 @@ struct diff_preset {
 
 /*
  * The state of one preset's preview from the original (src), the preview
- * (prev) and the failure mark (mark), each NULL when absent. A mark counts
+ * (prev) and the preset's failure mark (mark), each NULL when absent. A mark counts
  * only when it is newer than both the original and the preset's stamp:
  * the original has not changed since it failed, nor has the preset.
  */
@@ -60,7 +60,7 @@ struct diff_item {
 	const char			*rel;	/* key without its prefix */
 	const struct diff_entry		*source;	/* NULL: no original */
 	const struct diff_entry *const	*previews;	/* [npresets], NULL: none */
-	const struct diff_entry		*mark;	/* failure mark, or NULL */
+	const struct diff_entry *const	*marks;		/* [npresets], NULL: none */
 	const enum pstate		*state;		/* [npresets] */
 };
 

@@ -42,15 +42,16 @@ key_stamp(struct buf *b, const char *previews, const char *preset)
 }
 
 int
-key_failed_prefix(struct buf *b, const char *previews)
+key_failed_prefix(struct buf *b, const char *previews, const char *preset)
 {
-	return buf_addf(b, "%s" FAILED_DIR "/", previews);
+	return buf_addf(b, "%s" FAILED_DIR "/%s/", previews, preset);
 }
 
 int
-key_failed(struct buf *b, const char *previews, const char *rel)
+key_failed(struct buf *b, const char *previews, const char *preset,
+    const char *rel)
 {
-	return buf_addf(b, "%s" FAILED_DIR "/%s", previews, rel);
+	return buf_addf(b, "%s" FAILED_DIR "/%s/%s", previews, preset, rel);
 }
 
 const char *

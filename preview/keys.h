@@ -5,7 +5,7 @@
  *   preview         <previews><preset>/<rel>       prew/small/2024/cat.jpg
  *   preset prefix   <previews><preset>/            prew/small/
  *   stamp           <previews>.prewctl-stamp-<preset>
- *   failure mark    <previews>.prewctl-failed/<rel>
+ *   failure mark    <previews>.prewctl-failed/<preset>/<rel>
  *
  * <rel> is the original's key without <source>. With the prefixes cut off,
  * the originals, every preset's previews and the failure marks sort the
@@ -35,8 +35,10 @@ int		 key_preview(struct buf *, const char *previews,
 		    const char *preset, const char *rel);
 int		 key_stamp(struct buf *, const char *previews,
 		    const char *preset);
-int		 key_failed_prefix(struct buf *, const char *previews);
-int		 key_failed(struct buf *, const char *previews, const char *rel);
+int		 key_failed_prefix(struct buf *, const char *previews,
+		    const char *preset);
+int		 key_failed(struct buf *, const char *previews,
+		    const char *preset, const char *rel);
 
 /* The preset a stamp key names, or NULL when key is no stamp. */
 const char	*key_stamp_preset(const char *previews, const char *key);

@@ -295,65 +295,82 @@ put_one(const struct maker *mk, struct store_conn *conn, struct job *j,
 	(void)j;
 }
 
+/* The failure mark of preset p of j into b. */
+static int
+mark_key(const struct maker *mk, const struct job *j,
+    const struct job_preset *p, struct buf *b)
+{
+	buf_reset(b);
+	return key_failed(b, mk->previews, mk->presets[p->preset]->name,
+	    j->rel) != 0 || b->len > KEY_MAX ? -1 : 0;
+}
+
+/*
+ * The bookkeeping of the presets that failed for the original's sake:
+ * their stale preview goes (a takedown that replaces a photo with a
+ * placeholder must not leave the photo public), and they are marked, so
+ * that the next runs know them from the listing (diff.h). A preset made
+ * loses its mark.
+ */
+static void
+keep_books(const struct maker *mk, struct store_conn *conn, struct job *j,
+    const char *etag, struct buf *mark)
+{
+	struct store_error	 err;
+	struct s3_put_opts	 po;
+	char			 body[STORE_ETAG_MAX + 8];
+	size_t			 i;
+	int			 n;
+
+	n = snprintf(body, sizeof(body), "etag=%s\n", etag);
+	memset(&po, 0, sizeof(po));
+	po.content_type = "text/plain; charset=utf-8";
+	for (i = 0; i < j->n; i++) {
+		struct job_preset *p = &j->p[i];
+
+		if (p->result == MAKE_MADE && p->marked &&
+		    mark_key(mk, j, p, mark) == 0 &&
+		    delete_one(conn, mark->data, &err) == STORE_OK)
+			j->marks_removed++;
+		if (p->result != MAKE_FAILED || !p->permanent)
+			continue;
+		if (p->state == PS_STALE_ORIGINAL && !p->storage &&
+		    delete_one(conn, p->key.data, &err) == STORE_OK)
+			p->removed = 1;
+		if (n > 0 && (size_t)n < sizeof(body) &&
+		    mark_key(mk, j, p, mark) == 0 && store_put(conn,
+		    mark->data, body, (size_t)n, &po, &err) == STORE_OK) {
+			p->mark_written = 1;
+			j->marks_written++;
+		}
+	}
+}
+
 void
 make_store(const struct maker *mk, struct store_conn *conn, struct job *j)
 {
 	struct store_head	 hd;
 	struct store_error	 err;
-	struct s3_put_opts	 po;
 	enum store_status	 st;
 	struct buf		 mark;
-	char			 etag[STORE_ETAG_MAX + 1], body[STORE_ETAG_MAX + 8];
-	size_t			 i, made = 0, failed = 0;
-	int			 n;
+	char			 etag[STORE_ETAG_MAX + 1];
+	size_t			 i, made = 0;
 
 	clean_etag(j->etag, etag, sizeof(etag));
 	for (i = 0; i < j->n; i++)
 		if (j->p[i].result == MAKE_PENDING)
 			put_one(mk, conn, j, &j->p[i], etag);
-
-	/*
-	 * An original that is no longer an image keeps no preview of the
-	 * picture it was: a takedown that replaces a photo with a
-	 * placeholder must not leave the photo public.
-	 */
-	for (i = 0; i < j->n; i++) {
-		struct job_preset *p = &j->p[i];
-
-		if (p->result == MAKE_MADE)
-			made++;
-		if (p->result != MAKE_FAILED || !p->permanent)
-			continue;
-		failed++;
-		if (p->state == PS_STALE_ORIGINAL && !p->storage &&
-		    delete_one(conn, p->key.data, &err) == STORE_OK)
-			p->removed = 1;
-	}
-
+	for (i = 0; i < j->n; i++)
+		made += j->p[i].result == MAKE_MADE;
 	buf_init(&mark, BUF_NOMAX);
-	if (key_failed(&mark, mk->previews, j->rel) != 0) {
-		buf_release(&mark);
-		return;
-	}
-	/* Marked, so the next runs know it from the listing (diff.h). */
-	if (failed > 0) {
-		n = snprintf(body, sizeof(body), "etag=%s\n", etag);
-		memset(&po, 0, sizeof(po));
-		po.content_type = "text/plain; charset=utf-8";
-		if (n > 0 && (size_t)n < sizeof(body) && strlen(mark.data) <=
-		    KEY_MAX && store_put(conn, mark.data, body, (size_t)n, &po,
-		    &err) == STORE_OK)
-			j->mark_written = 1;
-	} else if (j->marked && made > 0 && made == j->n &&
-	    delete_one(conn, mark.data, &err) == STORE_OK)
-		j->mark_removed = 1;
+	keep_books(mk, conn, j, etag, &mark);
 
 	/*
 	 * The original may have been replaced since it was read: then what
 	 * was written is of the old picture and newer than the new one,
 	 * fresh for good. One HEAD tells; what was written goes again.
 	 */
-	if ((made > 0 || j->mark_written) && j->fetched) {
+	if ((made > 0 || j->marks_written > 0) && j->fetched) {
 		store_head_init(&hd);
 		st = store_head(conn, j->key, &hd, &err);
 		if ((st == STORE_OK && strcmp(hd.etag, j->etag) != 0) ||
@@ -362,6 +379,13 @@ make_store(const struct maker *mk, struct store_conn *conn, struct job *j)
 			for (i = 0; i < j->n; i++) {
 				struct job_preset *p = &j->p[i];
 
+				if (p->mark_written &&
+				    mark_key(mk, j, p, &mark) == 0 &&
+				    delete_one(conn, mark.data, &err) ==
+				    STORE_OK) {
+					p->mark_written = 0;
+					j->marks_written--;
+				}
 				if (p->result != MAKE_MADE)
 					continue;
 				(void)delete_one(conn, p->key.data, &err);
@@ -371,9 +395,6 @@ make_store(const struct maker *mk, struct store_conn *conn, struct job *j)
 				    "the original changed while its preview "
 				    "was made (the next run makes it)");
 			}
-			if (j->mark_written &&
-			    delete_one(conn, mark.data, &err) == STORE_OK)
-				j->mark_written = 0;
 		}
 		store_head_release(&hd);
 	}

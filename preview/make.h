@@ -7,10 +7,10 @@
  *   make_store   PUT each preview made, with its Content-Type,
  *                Cache-Control, ACL and metadata, then the bookkeeping:
  *                a stale preview whose original is no longer an image is
- *                removed, a failure is marked so that the next runs can
- *                tell it from the listing, and the original is read again
- *                (one HEAD) to make sure it is still the one the previews
- *                were made from.
+ *                removed, a preset that failed is marked so that the next
+ *                runs can tell it from the listing, and the original is
+ *                read again (one HEAD) to make sure it is still the one
+ *                the previews were made from.
  *
  * generate's pool runs the steps in three threads per worker so that
  * downloads, renders and uploads overlap; serve runs them for one key.
@@ -67,6 +67,7 @@ enum make_why {
 struct job_preset {
 	size_t			 preset;	/* index into maker->presets */
 	enum pstate		 state;		/* as the diff found it */
+	int			 marked;	/* it has a failure mark */
 	int			 verify;	/* fresh: HEAD it, remake when
 						   made from another original */
 	struct render_out	 out;
@@ -76,6 +77,7 @@ struct job_preset {
 	int			 storage;	/* a failure of the storage */
 	int			 write;		/* ... when writing */
 	int			 permanent;	/* the original's fault: marked */
+	int			 mark_written;
 	int			 removed;	/* the stale preview was removed */
 	char			 error[600];
 };
@@ -85,7 +87,6 @@ struct job {
 	const char		*rel;		/* into key */
 	uint64_t		 size;		/* as listed; 0: unknown */
 	char			 listed_etag[STORE_ETAG_MAX + 1];
-	int			 marked;	/* a failure mark exists */
 	size_t			 n;
 	struct job_preset	*p;		/* [n] */
 
@@ -93,8 +94,8 @@ struct job {
 	char			 etag[STORE_ETAG_MAX + 1];	/* of in */
 	int			 fetched;
 	int			 changed;	/* replaced while made: undone */
-	int			 mark_written;
-	int			 mark_removed;
+	int			 marks_written;
+	int			 marks_removed;
 	void			*arg;		/* the caller's */
 };
 

@@ -50,6 +50,12 @@ th_env(void)
 struct s3_client *
 th_client(void)
 {
+	return th_client_for(th_env()->bucket);
+}
+
+struct s3_client *
+th_client_for(const char *bucket)
+{
 	const struct th_env	*e = th_env();
 	struct s3_config	 cfg;
 	struct s3_client	*c;
@@ -64,7 +70,7 @@ th_client(void)
 	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.endpoint = e->endpoint;
-	cfg.bucket = e->bucket;
+	cfg.bucket = bucket;
 	cfg.region = e->region;
 	cfg.path_style = 1;
 	cfg.tls_verify = 1;

@@ -25,6 +25,8 @@ struct th_env {
 const struct th_env *th_env(void);
 /* A client on the test bucket (free with s3_client_free). */
 struct s3_client *th_client(void);
+/* The same on another bucket of the test server. */
+struct s3_client *th_client_for(const char *bucket);
 /* A prefix no other test or run uses: "t/<name>-<pid>-<n>/" (static). */
 const char	*th_prefix(const char *name);
 

@@ -752,16 +752,17 @@ check_outcome(struct checks *cs, const struct th_run *r,
 				    presets[j].name, T.o[i].rel);
 				ours = strcmp(have.v[k], pkey) == 0;
 			}
-		/* A failure mark, only for an original that failed. */
-		for (i = 0; i < T.no && !ours; i++) {
-			snprintf(pkey, sizeof(pkey), ".prewctl-failed/%s",
-			    T.o[i].rel);
-			full_key(key, sizeof(key), T.o[i].rel);
-			for (j = 0; j < NPRESETS && !ours &&
-			    strcmp(have.v[k], pkey) == 0; j++)
-				ours = find_failure(fs, key,
-				    presets[j].name) != NULL;
-		}
+		/* A failure mark, only for a preset that failed. */
+		for (i = 0; i < T.no && !ours; i++)
+			for (j = 0; j < NPRESETS && !ours; j++) {
+				snprintf(pkey, sizeof(pkey),
+				    ".prewctl-failed/%s/%s", presets[j].name,
+				    T.o[i].rel);
+				full_key(key, sizeof(key), T.o[i].rel);
+				ours = strcmp(have.v[k], pkey) == 0 &&
+				    find_failure(fs, key, presets[j].name) !=
+				    NULL;
+			}
 		CHECK(cs, ours, "unexpected object under the previews: '%s'",
 		    have.v[k]);
 	}
@@ -769,9 +770,13 @@ check_outcome(struct checks *cs, const struct th_run *r,
 	for (i = 0; i < T.no; i++) {
 		if (T.o[i].kind != DAMAGED)
 			continue;
-		snprintf(pkey, sizeof(pkey), ".prewctl-failed/%s", T.o[i].rel);
-		CHECK(cs, strv_has(&have, pkey), "damaged '%s' has no failure "
-		    "mark", T.o[i].rel);
+		for (j = 0; j < NPRESETS; j++) {
+			snprintf(pkey, sizeof(pkey), ".prewctl-failed/%s/%s",
+			    presets[j].name, T.o[i].rel);
+			CHECK(cs, strv_has(&have, pkey), "damaged '%s' has no "
+			    "failure mark for %s", T.o[i].rel,
+			    presets[j].name);
+		}
 	}
 	strv_free(&have);
 }

@@ -13,9 +13,9 @@ static const struct {
 } built[] = {
 	{ "prew/", "small", "2024/a b.jpg", "prew/small/2024/a b.jpg",
 	    "prew/small/", "prew/.prewctl-stamp-small",
-	    "prew/.prewctl-failed/2024/a b.jpg" },
+	    "prew/.prewctl-failed/small/2024/a b.jpg" },
 	{ "a/b/", "x-1_Y", "k", "a/b/x-1_Y/k", "a/b/x-1_Y/",
-	    "a/b/.prewctl-stamp-x-1_Y", "a/b/.prewctl-failed/k" },
+	    "a/b/.prewctl-stamp-x-1_Y", "a/b/.prewctl-failed/x-1_Y/k" },
 };
 
 Test(keys, built_from_their_parts)
@@ -40,7 +40,8 @@ Test(keys, built_from_their_parts)
 		cr_expect_str_eq(key_stamp_preset(built[i].previews, b.data),
 		    built[i].preset);
 		buf_reset(&b);
-		cr_assert_eq(key_failed(&b, built[i].previews, built[i].rel), 0);
+		cr_assert_eq(key_failed(&b, built[i].previews, built[i].preset,
+		    built[i].rel), 0);
 		cr_expect_str_eq(b.data, built[i].mark);
 	}
 	buf_release(&b);
