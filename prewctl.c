@@ -14,6 +14,7 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_plan_entry,
 	&cmd_presets_entry,
 	&cmd_purge_entry,
+	&cmd_serve_entry,
 };
 
 int

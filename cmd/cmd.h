@@ -79,6 +79,7 @@ extern const struct cmd_entry cmd_generate_entry;
 extern const struct cmd_entry cmd_plan_entry;
 extern const struct cmd_entry cmd_presets_entry;
 extern const struct cmd_entry cmd_purge_entry;
+extern const struct cmd_entry cmd_serve_entry;
 
 /* Parse argv, run the command it names, return the exit code. */
 int	 cmd_run(const struct cmd_entry *const *table, size_t n, int argc,

@@ -405,6 +405,7 @@ flight_answer(struct flight *f, unsigned status, const char *text)
 	snprintf(f->reason, sizeof(f->reason), "%s", text);
 	snprintf(line, sizeof(line), "%s\n", text);
 	f->status = status;
+	f->size = strlen(line);
 	f->resp = text_response(line);
 }
 
@@ -836,6 +837,7 @@ start_request(struct server *srv, struct req *r, const char *url)
 		rc = answer_text(r, MHD_HTTP_BAD_REQUEST, "malformed path\n");
 		goto out;
 	}
+	free(r->key);
 	r->key = strdup(key.data);
 	pthread_mutex_lock(&srv->mtx);
 	s = srv->site;
@@ -896,6 +898,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		r->conn = conn;
 		clock_gettime(CLOCK_MONOTONIC, &r->t0);
 		snprintf(r->method, sizeof(r->method), "%s", method);
+		/* The raw path until it is decoded, for the log. */
+		r->key = strndup(url, MAX_URL);
 		*con_cls = r;
 		return start_request(srv, r, url);
 	}
