@@ -38,7 +38,9 @@ DEPS_BUILD = build-essential pkg-config libvips-dev libcurl4-openssl-dev \
 	libxml2-dev libinih-dev libssl-dev liblcms2-dev libmicrohttpd-dev \
 	libhiredis-dev
 DEPS_UNIT = $(DEPS_BUILD) libcriterion-dev groff-base groff python3
-DEPS_TEST = $(DEPS_UNIT) radosgw ceph-mon ceph-osd curl ca-certificates
+DEPS_TEST = $(DEPS_UNIT) radosgw ceph-mon ceph-osd curl ca-certificates \
+	redis-server nginx-light python3-prometheus-client python3-yaml \
+	systemd
 DEPS_CI	= $(DEPS_TEST) clang libclang-rt-14-dev valgrind libvips-tools
 LDLIBS	= $(PKG_LIBS) -lpthread -lm
 
