@@ -14,6 +14,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -27,6 +28,8 @@ enum {
 	EXIT_SOME_FAILED = 1,	/* some items failed */
 	EXIT_USAGE = 2,		/* usage or configuration error, or refused */
 	EXIT_STORAGE = 3,	/* storage error or out of memory: cannot run */
+	EXIT_TIMEUP = 75,	/* --time-limit: time is up, work is left
+				   (sysexits' EX_TEMPFAIL: try again) */
 	EXIT_SIGINT = 130,
 	EXIT_SIGPIPE = 141,	/* standard output closed (| head) */
 	EXIT_SIGTERM = 143,
@@ -134,6 +137,8 @@ struct cmd_open {
 	const char	*subpath;	/* --prefix */
 	int		 retry_failed;
 	int		 any_source;	/* purge --force */
+	unsigned	 shard, nshards;	/* --shard */
+	int		 ranges;	/* --list-ranges */
 };
 int	 cmd_engine_open(struct cmd_ctx *, const struct cmd_args *,
 	    const struct cmd_open *, struct engine *);
@@ -142,6 +147,48 @@ int	 cmd_engine_fail(enum eng_status, const struct eng_error *);
 void	 cmd_json_requests(struct json *, const struct s3_stats *);
 /* "requests: 4 list, ..." on f. */
 void	 cmd_print_requests(FILE *, const struct s3_stats *);
+
+/*
+ * The options generate, plan and purge share for large buckets:
+ * --shard I/N (0 <= I < N <= 10000), --list-ranges N and --metrics-file
+ * PATH, from the values of their getopt characters into o and *metrics.
+ * -1 after printing an error (exit 2).
+ */
+#define OPT_SHARD	0x400
+#define OPT_RANGES	0x401
+#define OPT_METRICS	0x402
+#define SCALE_LONGOPTS \
+	{ "shard", required_argument, NULL, OPT_SHARD }, \
+	{ "list-ranges", required_argument, NULL, OPT_RANGES }, \
+	{ "metrics-file", required_argument, NULL, OPT_METRICS }
+int	 cmd_scale_opts(const struct cmd_args *, struct cmd_open *o,
+	    const char **metrics);
+/* "30s", "90m", "6h", "1d" or plain seconds; -1 after an error. */
+int	 cmd_parse_duration(const char *opt, const char *s, long *secs);
+
+/* What --metrics-file says of a run (cmd/metrics.c). */
+enum { M_GENERATED, M_FAILED, M_SKIPPED, M_DELETED, M_NRESULTS };
+struct run_metrics {
+	const char		 *command;
+	unsigned		  shard, nshards;
+	double			  start;	/* seconds since the epoch */
+	double			  duration;
+	int			  success;
+	int			  exit_status;
+	uint64_t		  originals;
+	size_t			  npresets;
+	const char		**names;
+	const uint64_t		(*states)[PS_COUNT];	/* [npresets] */
+	const uint64_t		(*results)[M_NRESULTS];	/* [npresets] */
+	struct s3_stats		  reqs;
+};
+/* Write the file (whole or not at all); -1 after printing an error. */
+int	 cmd_metrics_write(const char *path, const struct run_metrics *);
+/* The same, from an engine's presets and a command's counts. */
+int	 cmd_metrics_of(const char *path, const char *command,
+	    const struct engine *, const struct timespec *wall, double secs,
+	    int code, uint64_t originals, const uint64_t (*states)[PS_COUNT],
+	    const uint64_t (*results)[M_NRESULTS], const struct s3_stats *);
 
 /* Parse a number option in min..max; -1 after printing an error. */
 int	 cmd_parse_uint(const char *opt, const char *s, long min, long max,

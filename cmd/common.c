@@ -253,6 +253,9 @@ cmd_engine_open(struct cmd_ctx *ctx, const struct cmd_args *a,
 	p.subpath = o->subpath != NULL ? o->subpath : "";
 	p.retry_failed = o->retry_failed;
 	p.any_source = o->any_source;
+	p.shard = o->shard;
+	p.nshards = o->nshards;
+	p.ranges = o->ranges;
 	p.cancel = &cmd_interrupted;
 	if (ctx->verbose >= 2)
 		p.log = log_request;
@@ -283,4 +286,74 @@ cmd_print_requests(FILE *f, const struct s3_stats *r)
 	    (unsigned long long)r->get, (unsigned long long)r->put,
 	    (unsigned long long)r->head, (unsigned long long)r->del,
 	    (unsigned long long)r->retries);
+}
+
+int
+cmd_scale_opts(const struct cmd_args *a, struct cmd_open *o,
+    const char **metrics)
+{
+	const char	*s;
+	char		*end;
+	unsigned long	 i, n;
+	long		 r;
+
+	if ((s = args_get(a, OPT_SHARD)) != NULL) {
+		errno = 0;
+		i = strtoul(s, &end, 10);
+		if (errno != 0 || end == s || *end != '/' || *s == '-')
+			goto bad;
+		s = end + 1;
+		n = strtoul(s, &end, 10);
+		if (errno != 0 || end == s || *end != '\0' || *s == '-' ||
+		    n < 1 || n > 10000 || i >= n)
+			goto bad;
+		o->shard = (unsigned)i;
+		o->nshards = (unsigned)n;
+	}
+	if ((s = args_get(a, OPT_RANGES)) != NULL) {
+		if (cmd_parse_uint("--list-ranges", s, 1, 1024, &r) != 0)
+			return -1;
+		o->ranges = (int)r;
+	}
+	*metrics = args_get(a, OPT_METRICS);
+	return 0;
+bad:
+	cmd_error("bad --shard '%s': want I/N with 0 <= I < N <= 10000",
+	    args_get(a, OPT_SHARD));
+	return -1;
+}
+
+int
+cmd_parse_duration(const char *opt, const char *s, long *secs)
+{
+	char	*end;
+	long	 v, mul = 1;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno == 0 && end != s && *s != '-') {
+		switch (*end) {
+		case 's':
+			end++;
+			break;
+		case 'm':
+			mul = 60;
+			end++;
+			break;
+		case 'h':
+			mul = 3600;
+			end++;
+			break;
+		case 'd':
+			mul = 86400;
+			end++;
+			break;
+		}
+		if (*end == '\0' && v > 0 && v <= 366L * 86400 / mul) {
+			*secs = v * mul;
+			return 0;
+		}
+	}
+	cmd_error("bad duration '%s' for %s: want 30s, 90m, 6h or 1d", s, opt);
+	return -1;
 }

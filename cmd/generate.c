@@ -25,9 +25,13 @@
 #define OPT_KEYS	0x202
 #define OPT_RETRY	0x203
 #define OPT_VERIFY	0x204
+#define OPT_TIMELIMIT	0x207
 
 struct gen_opts {
 	const char	*prefix;
+	const char	*metrics;	/* --metrics-file */
+	struct cmd_open	 open;		/* what cmd_engine_open takes */
+	long		 time_limit;	/* seconds; 0: none */
 	long		 jobs;
 	int		 dry_run;
 	int		 force;
@@ -61,7 +65,9 @@ struct gen {
 	uint64_t		 done;		/* previews with a result */
 	uint64_t		 nfailed, nlost_skips, nmarked;
 	int			 nomem;
+	int			 timeup;	/* --time-limit reached */
 	struct timespec		 start, last_progress;
+	struct timespec		 wall;		/* for the metrics */
 };
 
 static double
@@ -205,6 +211,12 @@ gen_item(void *arg, const struct diff_item *it)
 	enum pstate	 state[MAKE_MAX_PRESETS];
 	struct buf	 key;
 
+	/* Time is up: no new original; what is in flight ends. */
+	if (g->o.time_limit > 0 && !g->o.dry_run &&
+	    elapsed(&g->start) >= (double)g->o.time_limit) {
+		g->timeup = 1;
+		return 1;
+	}
 	for (i = 0; i < g->eng.npresets; i++) {
 		enum pstate s = it->state[i];
 
@@ -372,6 +384,34 @@ print_json(struct gen *g, const struct diff_result *res,
 	cmd_json_requests(j, reqs);
 }
 
+static void
+write_metrics(struct gen *g, const struct diff_result *res,
+    const struct s3_stats *reqs, int code)
+{
+	uint64_t	(*st)[PS_COUNT], (*rs)[M_NRESULTS];
+	size_t		  i;
+
+	st = calloc(g->eng.npresets + 1, sizeof(*st));
+	rs = calloc(g->eng.npresets + 1, sizeof(*rs));
+	if (st == NULL || rs == NULL)
+		cmd_error("cannot write the metrics: out of memory");
+	else {
+		for (i = 0; i < g->eng.npresets; i++) {
+			memcpy(st[i], g->c[i].state, sizeof(st[i]));
+			rs[i][M_GENERATED] = g->c[i].generated;
+			rs[i][M_FAILED] = g->c[i].failed;
+			rs[i][M_SKIPPED] = g->c[i].skipped;
+			rs[i][M_DELETED] = g->c[i].removed;
+		}
+		(void)cmd_metrics_of(g->o.metrics, "generate", &g->eng,
+		    &g->wall, elapsed(&g->start), code, res->originals,
+		    (const uint64_t (*)[PS_COUNT])st,
+		    (const uint64_t (*)[M_NRESULTS])rs, reqs);
+	}
+	free(st);
+	free(rs);
+}
+
 static int
 parse_opts(const struct cmd_args *a, struct gen_opts *o)
 {
@@ -405,9 +445,16 @@ parse_opts(const struct cmd_args *a, struct gen_opts *o)
 		case OPT_VERIFY:
 			o->verify = 1;
 			break;
+		case OPT_TIMELIMIT:
+			if (cmd_parse_duration("--time-limit", a->v[i].arg,
+			    &o->time_limit) != 0)
+				return -1;
+			break;
 		}
 	}
-	return 0;
+	o->open = (struct cmd_open){ .preset_ch = OPT_PRESET,
+	    .subpath = o->prefix, .retry_failed = o->retry_failed };
+	return cmd_scale_opts(a, &o->open, &o->metrics);
 }
 
 /* The pool and the guard, sized so that libvips and we share the CPUs. */
@@ -492,12 +539,11 @@ run(struct gen *g, const struct cmd_args *a)
 	enum eng_status		 est;
 	char			 msg[600];
 	int			 code, pcode = EXIT_DONE;
-	struct cmd_open		 co = { OPT_PRESET, g->o.prefix,
-				    g->o.retry_failed, 0 };
 
 	memset(&res, 0, sizeof(res));
 	memset(&reqs, 0, sizeof(reqs));
-	if ((code = cmd_engine_open(g->ctx, a, &co, &g->eng)) != EXIT_DONE)
+	if ((code = cmd_engine_open(g->ctx, a, &g->o.open, &g->eng)) !=
+	    EXIT_DONE)
 		return code;
 	if ((g->c = calloc(g->eng.npresets + 1, sizeof(*g->c))) == NULL) {
 		cmd_error("out of memory");
@@ -508,8 +554,9 @@ run(struct gen *g, const struct cmd_args *a)
 		json_array(g->json);
 	}
 	if (!g->o.dry_run) {
-		if ((est = engine_write_stamps(&g->eng, 0, stamp_written, g,
-		    &e)) != ENG_OK)
+		/* Another shard writes a changed stamp: 10 minutes for it. */
+		if ((est = engine_write_stamps(&g->eng, 0, 600, stamp_written,
+		    g, &e)) != ENG_OK)
 			return cmd_engine_fail(est, &e);
 		if ((code = start_pool(g, cmd_ncpu())) != EXIT_DONE) {
 			(void)stop_pool(g, &reqs);
@@ -533,16 +580,25 @@ run(struct gen *g, const struct cmd_args *a)
 	}
 	if (pcode != EXIT_DONE)
 		code = pcode;
+	if (g->timeup && (code == EXIT_DONE || code == EXIT_SOME_FAILED)) {
+		cmd_error("time is up after %ld s: %llu previews made, work is "
+		    "left (the next run does the rest)", g->o.time_limit,
+		    (unsigned long long)g->done);
+		code = EXIT_TIMEUP;
+	}
 	if (cmd_interrupted != 0 && cmd_interrupted != SIGPIPE)
 		cmd_error("interrupted: %llu previews made before stopping",
 		    (unsigned long long)g->done);
 	store_conn_stats(g->eng.conn, &reqs);
 	s3_stats_add(&reqs, &res.requests);
+	code = cmd_exit_code(code);
 	if (g->json != NULL)
 		print_json(g, &res, &reqs, elapsed(&g->start));
 	else if (!g->ctx->quiet)
 		print_summary(g, &res, &reqs, elapsed(&g->start));
-	return cmd_exit_code(code);
+	if (g->o.metrics != NULL)
+		write_metrics(g, &res, &reqs, code);
+	return code;
 }
 
 static int
@@ -559,6 +615,7 @@ cmd_generate_exec(struct cmd_ctx *ctx, const struct cmd_args *a)
 	g.progress = !ctx->quiet && g.json == NULL && !g.o.keys &&
 	    !ctx->verbose && isatty(2);
 	clock_gettime(CLOCK_MONOTONIC, &g.start);
+	clock_gettime(CLOCK_REALTIME, &g.wall);
 	cmd_catch_signals();
 	code = run(&g, a);
 	free(g.c);
@@ -575,6 +632,8 @@ static const struct option generate_longopts[] = {
 	{ "keys", no_argument, NULL, OPT_KEYS },
 	{ "retry-failed", no_argument, NULL, OPT_RETRY },
 	{ "verify", no_argument, NULL, OPT_VERIFY },
+	{ "time-limit", required_argument, NULL, OPT_TIMELIMIT },
+	SCALE_LONGOPTS,
 	{ "json", no_argument, NULL, CMD_OPT_JSON },
 	{ NULL, 0, NULL, 0 }
 };
@@ -582,7 +641,9 @@ static const struct option generate_longopts[] = {
 const struct cmd_entry cmd_generate_entry = {
 	.name = "generate",
 	.usage = "[--preset NAME ...] [--prefix SUBPATH] [-j N] [-n | --dry-run] "
-	    "[--force] [--retry-failed] [--verify] [--keys] [--json]",
+	    "[--force] [--retry-failed] [--verify] [--keys] [--json] "
+	    "[--shard I/N] [--list-ranges N] [--time-limit DURATION] "
+	    "[--metrics-file PATH]",
 	.summary = "make every missing or stale preview",
 	.shortopts = "j:n",
 	.longopts = generate_longopts,

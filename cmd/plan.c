@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd.h"
 #include "preview/keys.h"
@@ -25,6 +26,8 @@ struct plan {
 	struct json	*json;
 	int		 keys;
 	int		 nomem;
+	const char	*metrics;
+	struct timespec	 start, wall;
 };
 
 static int
@@ -171,9 +174,13 @@ run(struct plan *p, const struct cmd_args *a)
 	size_t			 nroot = 0;
 	char			 msg[600];
 	int			 code;
-	struct cmd_open		 co = { OPT_PRESET, args_get(a, OPT_PREFIX),
-				    args_has(a, OPT_RETRY), 0 };
+	struct cmd_open		 co = { .preset_ch = OPT_PRESET,
+				    .subpath = args_get(a, OPT_PREFIX),
+				    .retry_failed = args_has(a, OPT_RETRY) };
 
+	memset(&res, 0, sizeof(res));
+	if (cmd_scale_opts(a, &co, &p->metrics) != 0)
+		return EXIT_USAGE;
 	if ((code = cmd_engine_open(p->ctx, a, &co, &p->eng)) != EXIT_DONE)
 		return code;
 	if ((p->counts = calloc(p->eng.npresets + 1, sizeof(*p->counts))) ==
@@ -211,7 +218,18 @@ run(struct plan *p, const struct cmd_args *a)
 		}
 	}
 	root_items_free(root, nroot);
-	return cmd_exit_code(code);
+	code = cmd_exit_code(code);
+	if (p->metrics != NULL) {
+		struct timespec	now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		(void)cmd_metrics_of(p->metrics, "plan", &p->eng, &p->wall,
+		    (double)(now.tv_sec - p->start.tv_sec) +
+		    (now.tv_nsec - p->start.tv_nsec) / 1e9, code,
+		    res.originals, (const uint64_t (*)[PS_COUNT])p->counts,
+		    NULL, &res.requests);
+	}
+	return code;
 }
 
 static int
@@ -224,6 +242,8 @@ cmd_plan_exec(struct cmd_ctx *ctx, const struct cmd_args *a)
 	p.ctx = ctx;
 	p.json = ctx->json;
 	p.keys = args_has(a, OPT_KEYS);
+	clock_gettime(CLOCK_MONOTONIC, &p.start);
+	clock_gettime(CLOCK_REALTIME, &p.wall);
 	cmd_catch_signals();
 	code = run(&p, a);
 	free(p.counts);
@@ -237,13 +257,15 @@ static const struct option plan_longopts[] = {
 	{ "keys", no_argument, NULL, OPT_KEYS },
 	{ "retry-failed", no_argument, NULL, OPT_RETRY },
 	{ "json", no_argument, NULL, CMD_OPT_JSON },
+	SCALE_LONGOPTS,
 	{ NULL, 0, NULL, 0 }
 };
 
 const struct cmd_entry cmd_plan_entry = {
 	.name = "plan",
 	.usage = "[--preset NAME ...] [--prefix SUBPATH] [--retry-failed] "
-	    "[--keys] [--json]",
+	    "[--keys] [--json] [--shard I/N] [--list-ranges N] "
+	    "[--metrics-file PATH]",
 	.summary = "show what generate and purge would do; writes nothing",
 	.longopts = plan_longopts,
 	.args_min = 0,

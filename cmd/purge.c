@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd.h"
 #include "preview/keys.h"
@@ -42,6 +43,11 @@ struct purge {
 	uint64_t	 marks;		/* failure marks of gone originals */
 	uint64_t	 removed;	/* keys of removed presets */
 	uint64_t	 left_alone;	/* folders under previews not ours */
+	uint64_t	(*states)[PS_COUNT];	/* per preset, for the metrics */
+	uint64_t	(*results)[M_NRESULTS];
+	uint64_t	 folder_keys;	/* of a removed preset, any shard's */
+	const char	*metrics;
+	struct timespec	 start, wall;
 	int		 failed;	/* cannot spool */
 	int		 force;
 	int		 dry_run;
@@ -66,6 +72,7 @@ purge_item(void *arg, const struct diff_item *it)
 	size_t		 i;
 
 	for (i = 0; i < p->eng.npresets; i++) {
+		p->states[i][it->state[i]]++;
 		if (it->previews[i] != NULL)
 			p->previews[i]++;
 		if (it->state[i] != PS_ORPHAN)
@@ -84,11 +91,25 @@ purge_item(void *arg, const struct diff_item *it)
 	return 0;
 }
 
+/*
+ * A key under a removed preset's folder (or its marks'): prefix is the
+ * folder, so what follows it is the rel its shard is known by.
+ */
+struct removed_walk {
+	struct purge	*p;
+	size_t		 strip;
+};
+
 static int
 removed_obj(void *arg, const struct s3_object *o)
 {
-	struct purge	*p = arg;
+	struct removed_walk	*w = arg;
+	struct purge		*p = w->p;
 
+	p->folder_keys++;
+	if (p->eng.nshards > 1 &&
+	    diff_shard(o->key + w->strip, p->eng.nshards) != p->eng.shard)
+		return 0;
 	if (spool(p, o->key) != 0)
 		return 1;
 	p->removed++;
@@ -109,6 +130,7 @@ spool_removed(struct purge *p)
 	struct eng_error	 e;
 	enum eng_status		 est;
 	enum store_status	 st;
+	struct removed_walk	 w = { p, 0 };
 	struct buf		 prefix;
 	size_t			 n = 0, i, k;
 	char			 msg[600];
@@ -128,6 +150,7 @@ spool_removed(struct purge *p)
 			continue;
 		}
 		/* Its previews, and its failure marks. */
+		p->folder_keys = 0;
 		for (k = 0; k < 2; k++) {
 			buf_reset(&prefix);
 			if ((k == 0 ? key_preset_prefix(&prefix,
@@ -137,7 +160,8 @@ spool_removed(struct purge *p)
 				goto nomem;
 			memset(&lp, 0, sizeof(lp));
 			lp.prefix = prefix.data;
-			st = store_list(p->eng.conn, &lp, removed_obj, NULL, p,
+			w.strip = prefix.len;
+			st = store_list(p->eng.conn, &lp, removed_obj, NULL, &w,
 			    &err);
 			if (p->failed)
 				goto out;
@@ -148,6 +172,14 @@ spool_removed(struct purge *p)
 				goto out;
 			}
 		}
+		/*
+		 * Sharded, each shard deletes its keys; the stamp goes with
+		 * the run that finds the folder empty (the next one, when
+		 * the shards run at once), or the stamp would go first and
+		 * the other shards would take the folder for a foreign one.
+		 */
+		if (p->eng.nshards > 1 && p->folder_keys > 0)
+			continue;
 		buf_reset(&prefix);
 		if (key_stamp(&prefix, p->eng.cfg->previews, v[i].name) != 0)
 			goto nomem;
@@ -210,8 +242,17 @@ static void
 on_failed(void *arg, const char *key, enum store_status st, const char *why)
 {
 	struct purge	*p = arg;
+	const char	*rel;
+	char		 name[PRESET_NAME_MAX + 1];
+	size_t		 i;
 
 	(void)st;
+	/* Which preset's orphan was not deleted, for the metrics. */
+	if (key_parse_preview(p->eng.cfg->previews, key, name, sizeof(name),
+	    &rel) == KEY_OK)
+		for (i = 0; i < p->eng.npresets; i++)
+			if (strcmp(p->eng.presets[i]->name, name) == 0)
+				p->results[i][M_FAILED]++;
 	cmd_report("cannot delete '%s': %s", key, why);
 	if (p->json != NULL) {
 		json_object(p->json);
@@ -272,6 +313,21 @@ print_json(struct purge *p, const struct remove_result *rr,
 	cmd_json_requests(j, reqs);
 }
 
+static void
+metrics(struct purge *p, const struct diff_result *res, int code)
+{
+	struct timespec	now;
+
+	if (p->metrics == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	(void)cmd_metrics_of(p->metrics, "purge", &p->eng, &p->wall,
+	    (double)(now.tv_sec - p->start.tv_sec) +
+	    (now.tv_nsec - p->start.tv_nsec) / 1e9, code, res->originals,
+	    (const uint64_t (*)[PS_COUNT])p->states,
+	    (const uint64_t (*)[M_NRESULTS])p->results, &res->requests);
+}
+
 static int
 run(struct purge *p, const struct cmd_args *a)
 {
@@ -281,11 +337,16 @@ run(struct purge *p, const struct cmd_args *a)
 	struct store_error	 err;
 	enum store_status	 st;
 	char			 msg[600];
+	size_t			 i;
 	int			 code, listing_failed = 0;
-	struct cmd_open		 co = { OPT_PRESET, args_get(a, OPT_PREFIX), 0,
-				    p->force };
+	struct cmd_open		 co = { .preset_ch = OPT_PRESET,
+				    .subpath = args_get(a, OPT_PREFIX),
+				    .any_source = p->force };
 
 	memset(&rr, 0, sizeof(rr));
+	memset(&res, 0, sizeof(res));
+	if (cmd_scale_opts(a, &co, &p->metrics) != 0)
+		return EXIT_USAGE;
 	if (args_has(a, OPT_REMOVED) && args_get(a, OPT_PREFIX) != NULL) {
 		cmd_error("--removed-presets deletes whole presets: not with "
 		    "--prefix");
@@ -297,6 +358,10 @@ run(struct purge *p, const struct cmd_args *a)
 	    sizeof(*p->orphans))) == NULL ||
 	    (p->previews = calloc(p->eng.npresets + 1,
 	    sizeof(*p->previews))) == NULL ||
+	    (p->states = calloc(p->eng.npresets + 1,
+	    sizeof(*p->states))) == NULL ||
+	    (p->results = calloc(p->eng.npresets + 1,
+	    sizeof(*p->results))) == NULL ||
 	    (p->spool = tmpfile()) == NULL) {
 		cmd_error("cannot make the spool of keys to delete");
 		return EXIT_STORAGE;
@@ -355,13 +420,19 @@ run(struct purge *p, const struct cmd_args *a)
 	}
 	if (listing_failed)	/* --force deleted what it found; say so */
 		code = EXIT_STORAGE;
+	/* The orphans of each preset that went (deleted, not dry run). */
+	for (i = 0; !p->dry_run && i < p->eng.npresets; i++)
+		p->results[i][M_DELETED] = rr.status == STORE_OK ?
+		    p->orphans[i] - p->results[i][M_FAILED] : 0;
 	if (p->json != NULL)
 		print_json(p, &rr, &res.requests);
 	else if (!p->ctx->quiet && !p->dry_run)
 		printf("%llu deleted, %llu failed\n",
 		    (unsigned long long)rr.deleted,
 		    (unsigned long long)rr.failed);
-	return cmd_exit_code(code);
+	code = cmd_exit_code(code);
+	metrics(p, &res, code);
+	return code;
 }
 
 static int
@@ -376,6 +447,8 @@ cmd_purge_exec(struct cmd_ctx *ctx, const struct cmd_args *a)
 	p.force = args_has(a, OPT_FORCE);
 	p.dry_run = args_has(a, 'n');
 	p.max_delete = PURGE_MAX_DELETE;
+	clock_gettime(CLOCK_MONOTONIC, &p.start);
+	clock_gettime(CLOCK_REALTIME, &p.wall);
 	if (args_has(a, OPT_MAX) && cmd_parse_uint("--max-delete",
 	    args_get(a, OPT_MAX), 0, 1L << 62, &p.max_delete) != 0)
 		return EXIT_USAGE;
@@ -385,6 +458,8 @@ cmd_purge_exec(struct cmd_ctx *ctx, const struct cmd_args *a)
 		fclose(p.spool);
 	free(p.orphans);
 	free(p.previews);
+	free(p.states);
+	free(p.results);
 	engine_close(&p.eng);
 	return code;
 }
@@ -397,13 +472,15 @@ static const struct option purge_longopts[] = {
 	{ "max-delete", required_argument, NULL, OPT_MAX },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "json", no_argument, NULL, CMD_OPT_JSON },
+	SCALE_LONGOPTS,
 	{ NULL, 0, NULL, 0 }
 };
 
 const struct cmd_entry cmd_purge_entry = {
 	.name = "purge",
 	.usage = "[--preset NAME ...] [--prefix SUBPATH] [--removed-presets] "
-	    "[-n | --dry-run] [--max-delete N] [--force] [--json]",
+	    "[-n | --dry-run] [--max-delete N] [--force] [--json] "
+	    "[--shard I/N] [--list-ranges N] [--metrics-file PATH]",
 	.summary = "delete previews whose original is gone",
 	.shortopts = "n",
 	.longopts = purge_longopts,

@@ -1,13 +1,18 @@
 /*
  * diff: see diff.h for the model.
  *
- * Each stream is a producer thread running one listing, pushing entries
- * into a ring of RING_SIZE. The merge (the caller's thread) pops. A full
- * ring blocks its producer, so a listing never runs far ahead of the
- * consumer; when the merge stops early it sets `stop` and wakes every
- * producer, whose callback then returns nonzero and ends its listing.
- * Lock invariant: ring fields, `done`, `status` and `stop` are read and
- * written only with the stream's mutex held.
+ * diff_run plans the ranges (plan_ranges), then range threads each take
+ * a range and merge it (merge_range): per stream a producer thread runs
+ * one listing, from after the range's first key to its end, pushing
+ * entries into a ring of RING_SIZE that the merge pops. A full ring
+ * blocks its producer, so a listing never runs far ahead of the consumer;
+ * when the merge stops early it sets `stop` and wakes every producer,
+ * whose callback then returns nonzero and ends its listing.
+ *
+ * Lock invariants: a stream's ring fields, `done`, `status` and `stop`
+ * are read and written only with the stream's mutex held; the run's
+ * `mtx` guards the range queue, `stop`, the first failure, the result, and
+ * serialises the caller's callback.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -36,6 +41,9 @@ struct stream {
 	struct store_conn	*conn;
 	struct buf		 prefix;	/* full listing prefix */
 	size_t			 strip;		/* bytes to strip from keys */
+	struct buf		 after;		/* start after this key, or "" */
+	struct buf		 end;		/* stop past this key, or "" */
+	int			 past_end;	/* producer: it did */
 	int			 is_source;
 	char *const		*exts;
 	size_t			 nexts;
@@ -112,6 +120,18 @@ diff_classify(const struct diff_entry *src, const struct diff_entry *prev,
 	return s;
 }
 
+unsigned
+diff_shard(const char *rel, unsigned n)
+{
+	uint64_t	h = UINT64_C(14695981039346656037);
+
+	for (; *rel != '\0'; rel++) {
+		h ^= (unsigned char)*rel;
+		h *= UINT64_C(1099511628211);
+	}
+	return n > 1 ? (unsigned)(h % n) : 0;
+}
+
 static int
 stream_push(void *arg, const struct s3_object *o)
 {
@@ -121,6 +141,11 @@ stream_push(void *arg, const struct s3_object *o)
 	size_t			 klen, elen;
 	int			 stop;
 
+	/* Past the range: the next range lists it. */
+	if (s->end.len > 0 && strcmp(o->key, s->end.data) > 0) {
+		s->past_end = 1;
+		return 1;
+	}
 	if (s->is_source && !diff_has_extension(o->key + s->strip, s->exts,
 	    s->nexts)) {
 		s->ignored++;
@@ -167,8 +192,12 @@ stream_main(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	memset(&lp, 0, sizeof(lp));
 	lp.prefix = s->prefix.data;
+	if (s->after.len > 0)
+		lp.start_after = s->after.data;
 	store_error_clear(&err);
 	st = store_list(s->conn, &lp, stream_push, NULL, s, &err);
+	if (st == STORE_ECANCELLED && s->past_end)
+		st = STORE_OK;
 	pthread_mutex_lock(&s->mtx);
 	s->done = 1;
 	s->status = s->nomem ? STORE_ENOMEM : st;
@@ -226,6 +255,8 @@ stream_release(struct stream *s)
 	if (s->has_cur)
 		free(s->cur.key);
 	buf_release(&s->prefix);
+	buf_release(&s->after);
+	buf_release(&s->end);
 	store_conn_free(s->conn);
 	pthread_mutex_destroy(&s->mtx);
 	pthread_cond_destroy(&s->cv);
@@ -266,24 +297,72 @@ stream_prefix(const struct diff_params *dp, size_t i, struct stream *s)
 	return rc != 0 ? -1 : buf_addstr(&s->prefix, dp->subpath);
 }
 
-enum store_status
-diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
-    struct diff_result *res, struct store_error *err)
+/* A range of rels, (lo, hi]: "" for no bound. */
+struct range {
+	char	*lo;
+	char	*hi;
+};
+
+struct run {
+	const struct diff_params	*dp;
+	diff_cb				 cb;
+	void				*arg;
+	pthread_mutex_t			 mtx;
+	struct range			*ranges;
+	size_t				 nranges, next;
+	int				 stop;
+	enum store_status		 st;	/* the first failure */
+	struct store_error		*err;
+	struct diff_result		*res;
+};
+
+/* Stop every range; keep the first failure. Called with mtx held. */
+static void
+run_fail(struct run *r, enum store_status st, const struct store_error *err,
+    const char *prefix)
 {
+	r->stop = 1;
+	if (r->st != STORE_OK)
+		return;
+	r->st = st;
+	if (err != NULL)
+		*r->err = *err;
+	if (prefix != NULL)
+		snprintf(r->res->failed_prefix, sizeof(r->res->failed_prefix),
+		    "%s", prefix);
+}
+
+static int
+run_stopped(struct run *r)
+{
+	int	stop;
+
+	pthread_mutex_lock(&r->mtx);
+	stop = r->stop;
+	pthread_mutex_unlock(&r->mtx);
+	return stop || (r->dp->cancel != NULL && *r->dp->cancel);
+}
+
+/* One range's merge-join; what it found goes into r->res. */
+static void
+merge_range(struct run *r, const struct range *rg)
+{
+	const struct diff_params	*dp = r->dp;
 	struct stream			*ss;
 	const struct diff_entry		**prev = NULL, **marks = NULL;
 	enum pstate			*state = NULL;
 	struct diff_item		 item;
-	size_t				 np = dp->npresets, n = 2 * np + 1;
+	struct diff_result		 res;
+	size_t				 np = dp->npresets;
+	size_t				 n = dp->no_marks ? np + 1 : 2 * np + 1;
 	size_t				 i, started = 0;
 	enum store_status		 st = STORE_ENOMEM;
 	const char			*min;
-	int				 failed = -1;
+	int				 failed = -1, mine, stop;
 
-	memset(res, 0, sizeof(*res));
-	store_error_clear(err);
+	memset(&res, 0, sizeof(res));
 	if ((ss = calloc(n, sizeof(*ss))) == NULL)
-		return STORE_ENOMEM;
+		goto nomem;
 	prev = calloc(np + 1, sizeof(*prev));
 	marks = calloc(np + 1, sizeof(*marks));
 	state = calloc(np + 1, sizeof(*state));
@@ -291,6 +370,8 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 		pthread_mutex_init(&ss[i].mtx, NULL);
 		pthread_cond_init(&ss[i].cv, NULL);
 		buf_init(&ss[i].prefix, BUF_NOMAX);
+		buf_init(&ss[i].after, BUF_NOMAX);
+		buf_init(&ss[i].end, BUF_NOMAX);
 	}
 	if (prev == NULL || marks == NULL || state == NULL)
 		goto out;
@@ -301,8 +382,16 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 		s->is_source = i == 0;
 		s->exts = dp->extensions;
 		s->nexts = dp->nextensions;
-		if (stream_prefix(dp, i, s) != 0 ||
-		    (s->conn = store_conn_new(dp->store)) == NULL)
+		if (stream_prefix(dp, i, s) != 0)
+			goto out;
+		/* The range's bounds, under this stream's prefix. */
+		if (*rg->lo != '\0' && (buf_add(&s->after, s->prefix.data,
+		    s->strip) != 0 || buf_addstr(&s->after, rg->lo) != 0))
+			goto out;
+		if (*rg->hi != '\0' && (buf_add(&s->end, s->prefix.data,
+		    s->strip) != 0 || buf_addstr(&s->end, rg->hi) != 0))
+			goto out;
+		if ((s->conn = store_conn_new(dp->store)) == NULL)
 			goto out;
 		store_conn_set_cancel(s->conn, dp->cancel);
 	}
@@ -318,7 +407,7 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 		}
 	}
 	for (;;) {
-		if (dp->cancel != NULL && *dp->cancel) {
+		if (run_stopped(r)) {
 			st = STORE_ECANCELLED;
 			goto out;
 		}
@@ -333,23 +422,34 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 		item.source = stream_at(&ss[0], min);
 		for (i = 0; i < np; i++) {
 			prev[i] = stream_at(&ss[1 + i], min);
-			marks[i] = stream_at(&ss[1 + np + i], min);
+			marks[i] = dp->no_marks ? NULL :
+			    stream_at(&ss[1 + np + i], min);
 			state[i] = diff_classify(item.source, prev[i],
 			    marks[i], &dp->presets[i], dp->retry_failed);
-			if (prev[i] != NULL)
-				res->previews++;
-			if (marks[i] != NULL)
-				res->marks++;
 		}
-		if (item.source != NULL)
-			res->originals++;
 		item.previews = prev;
 		item.marks = marks;
 		item.state = state;
-		if (cb(arg, &item) != 0) {
-			st = STORE_ECANCELLED;
-			goto out;
-		}
+		/* Another shard's: its presets and orphans go with it. */
+		mine = dp->nshards <= 1 ||
+		    diff_shard(min, dp->nshards) == dp->shard;
+		if (mine) {
+			for (i = 0; i < np; i++) {
+				res.previews += prev[i] != NULL;
+				res.marks += marks[i] != NULL;
+			}
+			res.originals += item.source != NULL;
+			pthread_mutex_lock(&r->mtx);
+			stop = r->stop || r->cb(r->arg, &item) != 0;
+			if (stop)
+				r->stop = 1;
+			pthread_mutex_unlock(&r->mtx);
+			if (stop) {
+				st = STORE_ECANCELLED;
+				goto out;
+			}
+		} else
+			res.other_shards++;
 		/* Advance every stream that was at min. */
 		for (i = 0; i < n; i++) {
 			int at = i == 0 ? item.source != NULL : i <= np ?
@@ -363,25 +463,256 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 	}
 	st = STORE_OK;
 out:
-	if (failed >= 0) {
-		st = ss[failed].status;
-		*err = ss[failed].err;
-		snprintf(res->failed_prefix, sizeof(res->failed_prefix), "%s",
-		    ss[failed].prefix.data);
-	}
 	for (i = 0; i < started; i++)
 		stream_stop(&ss[i]);
 	for (i = 0; i < started; i++)
 		pthread_join(ss[i].thread, NULL);
-	res->ignored = ss[0].ignored;
-	for (i = 0; i < n; i++) {
+	if (ss != NULL)
+		res.ignored = ss[0].ignored;
+	pthread_mutex_lock(&r->mtx);
+	if (failed >= 0)
+		run_fail(r, ss[failed].status, &ss[failed].err,
+		    ss[failed].prefix.data);
+	else if (st == STORE_ENOMEM)
+		run_fail(r, st, NULL, NULL);
+	r->res->originals += res.originals;
+	r->res->ignored += res.ignored;
+	r->res->previews += res.previews;
+	r->res->marks += res.marks;
+	r->res->other_shards += res.other_shards;
+	for (i = 0; ss != NULL && i < n; i++)
 		if (ss[i].conn != NULL)
-			store_conn_stats(ss[i].conn, &res->requests);
+			store_conn_stats(ss[i].conn, &r->res->requests);
+	pthread_mutex_unlock(&r->mtx);
+	for (i = 0; ss != NULL && i < n; i++)
 		stream_release(&ss[i]);
-	}
 	free(ss);
 	free(prev);
 	free(marks);
 	free(state);
+	return;
+nomem:
+	pthread_mutex_lock(&r->mtx);
+	run_fail(r, STORE_ENOMEM, NULL, NULL);
+	pthread_mutex_unlock(&r->mtx);
+}
+
+/* Take ranges and merge them, until none is left (or the run stops). */
+static void *
+range_main(void *arg)
+{
+	struct run	*r = arg;
+	struct range	*rg;
+
+	for (;;) {
+		pthread_mutex_lock(&r->mtx);
+		rg = r->next < r->nranges && !r->stop ?
+		    &r->ranges[r->next++] : NULL;
+		pthread_mutex_unlock(&r->mtx);
+		if (rg == NULL)
+			break;
+		merge_range(r, rg);
+	}
+	return NULL;
+}
+
+/* The same in a thread of its own: signals are the main thread's. */
+static void *
+range_thread(void *arg)
+{
+	sigset_t	all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	return range_main(arg);
+}
+
+/* The folders one delimiter listing finds under prefix. */
+struct folders {
+	char	**v;
+	size_t	  n;
+	size_t	  strip;	/* of the prefix: they are rels */
+	int	  nomem;
+};
+
+static int
+folder_add(struct folders *f, const char *rel)
+{
+	char	**nv, *p;
+
+	if ((p = strdup(rel)) == NULL ||
+	    (nv = reallocarray(f->v, f->n + 1, sizeof(*nv))) == NULL) {
+		free(p);
+		f->nomem = 1;
+		return 1;
+	}
+	nv[f->n++] = p;
+	f->v = nv;
+	return 0;
+}
+
+static int
+folder_cb(void *arg, const char *prefix)
+{
+	struct folders	*f = arg;
+
+	return folder_add(f, prefix + f->strip);
+}
+
+static void
+folders_free(struct folders *f)
+{
+	size_t	i;
+
+	for (i = 0; i < f->n; i++)
+		free(f->v[i]);
+	free(f->v);
+	memset(f, 0, sizeof(*f));
+}
+
+/* Append the subfolders of folder rel (under the source) to out. */
+static enum store_status
+list_folders(struct store_conn *c, const struct diff_params *dp,
+    const char *rel, struct folders *out, struct store_error *err)
+{
+	struct s3_list_params	lp;
+	struct buf		prefix;
+	enum store_status	st;
+
+	buf_init(&prefix, BUF_NOMAX);
+	if (buf_addf(&prefix, "%s%s", dp->source, rel) != 0) {
+		buf_release(&prefix);
+		return STORE_ENOMEM;
+	}
+	memset(&lp, 0, sizeof(lp));
+	lp.prefix = prefix.data;
+	lp.delimiter = "/";
+	out->strip = strlen(dp->source);
+	st = store_list(c, &lp, NULL, folder_cb, out, err);
+	buf_release(&prefix);
+	return out->nomem ? STORE_ENOMEM : st;
+}
+
+/*
+ * Split the source into at most want ranges at folder boundaries, from
+ * delimiter listings: the first level of folders under source+subpath,
+ * then, while they are fewer than want, the next level (at most three
+ * levels). Folders are grouped in order, as many to each range; a range
+ * (lo, hi] ends at the folder prefix where the next one starts, so that
+ * every key falls in exactly one range.
+ */
+static enum store_status
+plan_ranges(const struct diff_params *dp, int want, struct range **rangesp,
+    size_t *np, struct s3_stats *reqs, struct store_error *err)
+{
+	struct store_conn	*c;
+	struct folders		 cur, next;
+	struct range		*v;
+	enum store_status	 st = STORE_OK;
+	size_t			 i, k, nr;
+	int			 depth;
+
+	*rangesp = NULL;
+	*np = 0;
+	memset(&cur, 0, sizeof(cur));
+	memset(&next, 0, sizeof(next));
+	if ((c = store_conn_new(dp->store)) == NULL)
+		return STORE_ENOMEM;
+	store_conn_set_cancel(c, dp->cancel);
+	if (want > 1)
+		st = list_folders(c, dp, dp->subpath, &cur, err);
+	for (depth = 1; st == STORE_OK && want > 1 && depth < 3 &&
+	    cur.n > 0 && cur.n < (size_t)want; depth++) {
+		for (i = 0; i < cur.n && st == STORE_OK; i++) {
+			k = next.n;
+			st = list_folders(c, dp, cur.v[i], &next, err);
+			/* A folder with no folders in it stays whole. */
+			if (st == STORE_OK && next.n == k &&
+			    folder_add(&next, cur.v[i]) != 0)
+				st = STORE_ENOMEM;
+		}
+		folders_free(&cur);
+		cur = next;
+		memset(&next, 0, sizeof(next));
+	}
+	store_conn_stats(c, reqs);
+	store_conn_free(c);
+	if (st != STORE_OK) {
+		folders_free(&cur);
+		folders_free(&next);
+		return st;
+	}
+	nr = cur.n < (size_t)want ? cur.n : (size_t)want;
+	if (nr < 1)
+		nr = 1;
+	if ((v = calloc(nr, sizeof(*v))) == NULL) {
+		folders_free(&cur);
+		return STORE_ENOMEM;
+	}
+	for (i = 0; i < nr; i++) {
+		/* Range i ends where range i + 1's first folder starts. */
+		v[i].lo = strdup(i == 0 ? "" : cur.v[i * cur.n / nr]);
+		v[i].hi = strdup(i + 1 == nr ? "" : cur.v[(i + 1) * cur.n / nr]);
+		if (v[i].lo == NULL || v[i].hi == NULL)
+			st = STORE_ENOMEM;
+	}
+	folders_free(&cur);
+	*rangesp = v;
+	*np = nr;
 	return st;
+}
+
+enum store_status
+diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
+    struct diff_result *res, struct store_error *err)
+{
+	struct run	 r;
+	pthread_t	*t = NULL;
+	size_t		 i, nt, started = 0;
+	int		 want = dp->ranges > 0 ? dp->ranges : DIFF_PARALLEL;
+
+	memset(res, 0, sizeof(*res));
+	store_error_clear(err);
+	memset(&r, 0, sizeof(r));
+	r.dp = dp;
+	r.cb = cb;
+	r.arg = arg;
+	r.err = err;
+	r.res = res;
+	pthread_mutex_init(&r.mtx, NULL);
+	r.st = plan_ranges(dp, want, &r.ranges, &r.nranges, &res->requests,
+	    err);
+	if (r.st != STORE_OK) {
+		snprintf(res->failed_prefix, sizeof(res->failed_prefix),
+		    "%s%s", dp->source, dp->subpath);
+		goto out;
+	}
+	res->ranges = r.nranges;
+	nt = r.nranges < DIFF_PARALLEL ? r.nranges : DIFF_PARALLEL;
+	if (nt == 1)
+		range_main(&r);
+	else if ((t = calloc(nt, sizeof(*t))) == NULL)
+		r.st = STORE_ENOMEM;
+	else {
+		for (started = 0; started < nt; started++)
+			if (pthread_create(&t[started], NULL, range_thread,
+			    &r) != 0)
+				break;
+		if (started == 0)
+			range_main(&r);
+		for (i = 0; i < started; i++)
+			pthread_join(t[i], NULL);
+	}
+	if (r.st == STORE_OK && (r.stop || (dp->cancel != NULL &&
+	    *dp->cancel)))
+		r.st = STORE_ECANCELLED;
+out:
+	for (i = 0; i < r.nranges; i++) {
+		free(r.ranges[i].lo);
+		free(r.ranges[i].hi);
+	}
+	free(r.ranges);
+	free(t);
+	pthread_mutex_destroy(&r.mtx);
+	return r.st;
 }

@@ -64,6 +64,9 @@ struct diff_item {
 	const enum pstate		*state;		/* [npresets] */
 };
 
+/* Ranges listed at once; more are listed as these end. */
+#define DIFF_PARALLEL	16
+
 struct diff_params {
 	struct store			*store;
 	const char			*source;	/* "photo/" */
@@ -74,6 +77,10 @@ struct diff_params {
 	char *const			*extensions;	/* lowercase */
 	size_t				 nextensions;
 	int				 retry_failed;	/* marks count for nothing */
+	int				 no_marks;	/* none exist: not listed */
+	unsigned			 shard;		/* this shard of */
+	unsigned			 nshards;	/* 0 or 1: all keys */
+	int				 ranges;	/* 0: DIFF_PARALLEL */
 	volatile sig_atomic_t		*cancel;
 };
 
@@ -82,12 +89,21 @@ struct diff_result {
 	uint64_t	 ignored;	/* under source, not an image */
 	uint64_t	 previews;	/* preview objects seen */
 	uint64_t	 marks;		/* failure marks seen */
+	uint64_t	 other_shards;	/* keys left to the other shards */
+	uint64_t	 ranges;	/* listed apart */
 	struct s3_stats	 requests;
 	char		 failed_prefix[1100];	/* the listing that failed */
 };
 
-/* Return nonzero to stop the diff (then STORE_ECANCELLED). */
+/*
+ * Return nonzero to stop the diff (then STORE_ECANCELLED). Calls are
+ * serialised, but come from the threads of the ranges: items are in
+ * byte order within a range, and the ranges interleave.
+ */
 typedef int	(*diff_cb)(void *arg, const struct diff_item *);
+
+/* The shard of a key, by the FNV-1a 64-bit hash of rel, modulo n. */
+unsigned	 diff_shard(const char *rel, unsigned n);
 
 enum store_status diff_run(const struct diff_params *, diff_cb, void *arg,
 		    struct diff_result *, struct store_error *);

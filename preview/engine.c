@@ -191,8 +191,18 @@ engine_open(struct engine *eng, const struct eng_params *p,
 		.extensions = cfg->extensions,
 		.nextensions = cfg->nextensions,
 		.retry_failed = p->retry_failed,
+		.shard = p->shard,
+		.nshards = p->nshards,
+		.ranges = p->ranges,
 		.cancel = p->cancel,
 	};
+	/* No folder of failure marks: nothing to list for them. */
+	eng->params.no_marks = 1;
+	for (i = 0; i < eng->stamps.ndirs; i++)
+		if (strcmp(eng->stamps.dirs[i], FAILED_DIR) == 0)
+			eng->params.no_marks = 0;
+	eng->shard = p->shard;
+	eng->nshards = p->nshards;
 	return ENG_OK;
 fail:
 	engine_close(eng);
@@ -212,17 +222,78 @@ engine_close(struct engine *eng)
 	memset(eng, 0, sizeof(*eng));
 }
 
-enum eng_status
-engine_write_stamps(struct engine *eng, int missing_only, eng_stamp_fn fn,
-    void *arg, struct eng_error *e)
+/* Wait out the current second, or until cancelled. */
+static void
+wait_second(struct engine *eng)
 {
-	struct timespec		 ts = { 1, 50 * 1000000L };
+	struct timespec	ts = { 1, 50 * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR &&
+	    (eng->cancel == NULL || !*eng->cancel))
+		;
+}
+
+/*
+ * A shard other than 0: wait until the stamps of the changed presets are
+ * this configuration's (shard 0 writes them), reading them once a second
+ * for at most wait_s seconds; then work against them.
+ */
+static enum eng_status
+await_stamps(struct engine *eng, long wait_s, struct eng_error *e)
+{
+	struct timespec		 t0, now, ts = { 1, 0 };
+	struct stamps		 ss;
+	enum store_status	 st;
+	size_t			 i, pending;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		st = stamps_read(eng->conn, eng->cfg->previews, eng->cfg->source,
+		    eng->presets, eng->npresets, NULL, &ss, &e->err);
+		if (st != STORE_OK) {
+			stamps_release(&ss);
+			return storage(e, st, "cannot list", eng->cfg->previews);
+		}
+		for (pending = 0, i = 0; i < eng->npresets; i++)
+			pending += eng->dp[i].changed && ss.v[i].current != 1;
+		if (pending == 0) {
+			for (i = 0; i < eng->npresets; i++) {
+				eng->stamps.v[i] = ss.v[i];
+				eng->dp[i].changed = 0;
+				eng->dp[i].stamp_ms = ss.v[i].mtime_ms;
+			}
+			stamps_release(&ss);
+			/* Nothing written in the stamps' own second. */
+			wait_second(eng);
+			return ENG_OK;
+		}
+		stamps_release(&ss);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec >= wait_s)
+			return fail(e, ENG_STORAGE, "shard %u/%u waited %ld s "
+			    "for shard 0 to write the new stamps under '%s': "
+			    "run shard 0 too", eng->shard, eng->nshards, wait_s,
+			    eng->cfg->previews);
+		if (eng->cancel != NULL && *eng->cancel)
+			return ENG_INTERRUPTED;
+		nanosleep(&ts, NULL);
+	}
+}
+
+enum eng_status
+engine_write_stamps(struct engine *eng, int missing_only, long wait_s,
+    eng_stamp_fn fn, void *arg, struct eng_error *e)
+{
 	struct buf		 key;
 	enum store_status	 st;
 	size_t			 i;
-	int			 wrote = 0;
+	int			 wrote = 0, changed = 0;
 
 	memset(e, 0, sizeof(*e));
+	for (i = 0; i < eng->npresets; i++)
+		changed += eng->dp[i].changed != 0;
+	if (changed > 0 && eng->nshards > 1 && eng->shard != 0)
+		return await_stamps(eng, wait_s, e);
 	for (i = 0; i < eng->npresets; i++) {
 		if (!eng->dp[i].changed ||
 		    (missing_only && eng->stamps.v[i].exists))
@@ -248,9 +319,7 @@ engine_write_stamps(struct engine *eng, int missing_only, eng_stamp_fn fn,
 	}
 	/* The other half of "not newer than its stamp is stale" (diff.c). */
 	if (wrote)
-		while (nanosleep(&ts, &ts) == -1 && errno == EINTR &&
-		    (eng->cancel == NULL || !*eng->cancel))
-			;
+		wait_second(eng);
 	return ENG_OK;
 }
 

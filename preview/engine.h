@@ -52,6 +52,8 @@ struct eng_params {
 	int			 retry_failed;
 	int			 any_source;	/* a stamp naming another
 						   source is no error */
+	unsigned		 shard, nshards;	/* --shard I/N; 0/0: all */
+	int			 ranges;	/* --list-ranges; 0: auto */
 	volatile sig_atomic_t	*cancel;
 	s3_log_fn		 log;		/* -vv, or NULL */
 	void			*log_arg;
@@ -68,6 +70,7 @@ struct engine {
 	struct diff_preset	 *dp;
 	struct diff_params	  params;
 	struct buf		  subpath;	/* normalised: "" or "a/b/" */
+	unsigned		  shard, nshards;
 	volatile sig_atomic_t	 *cancel;
 };
 
@@ -81,12 +84,14 @@ typedef void	(*eng_stamp_fn)(void *arg, const struct preset *, int existed);
 /*
  * Write the stamp of every chosen preset whose definition changed (with
  * missing_only, as serve does, only of those that have none), then wait
- * out the current second: S3's LastModified has one-second
+ * out the current second. A shard other than 0 writes nothing: it waits
+ * (at most wait_s seconds) for shard 0's stamps to be its definitions,
+ * then out their second, and works against them. Either way: S3's LastModified has one-second
  * resolution, and diff_classify takes a preview in its stamp's second as
  * stale, so every preview written from here on is strictly newer.
  */
 enum eng_status	 engine_write_stamps(struct engine *, int missing_only,
-		    eng_stamp_fn, void *, struct eng_error *);
+		    long wait_s, eng_stamp_fn, void *, struct eng_error *);
 
 /* How previews are made: fills mk from the engine (which must outlive it). */
 void		 engine_maker(const struct engine *, struct guard *,

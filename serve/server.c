@@ -304,7 +304,8 @@ site_new(struct server *srv, struct config *cfg, enum serve_fail *fail,
 		goto fail;
 	}
 	/* A missing stamp is written, as generate would; a changed one not. */
-	if ((st = engine_write_stamps(&s->eng, 1, NULL, NULL, &e)) != ENG_OK) {
+	if ((st = engine_write_stamps(&s->eng, 1, 0, NULL, NULL, &e)) !=
+	    ENG_OK) {
 		eng_error_text(st, &e, err, len);
 		goto fail;
 	}

@@ -672,7 +672,7 @@ Test(cli, json_on_a_usage_error, .fini = cli_fini)
 	}
 }
 
-Test(cli, json_on_a_wrong_secret, .fini = cli_fini)
+Test(cli_s3, json_on_a_wrong_secret, .fini = cli_fini)
 {
 	static const char *const wrong[] = {
 		"AWS_SECRET_ACCESS_KEY=not-the-secret-0000000000000000000000",
@@ -785,7 +785,7 @@ Test(cli, json_on_a_purge_refusal, .fini = cli_fini)
 }
 
 /* A listing refused (403 on every LIST) is a failure, never "nothing". */
-Test(cli, json_on_a_failed_listing, .fini = cli_fini)
+Test(cli_s3, json_on_a_failed_listing, .fini = cli_fini)
 {
 	static const char *const cmds[][3] = {
 		{ "plan", "--json", NULL },

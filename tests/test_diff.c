@@ -82,8 +82,8 @@ setup(void)
 }
 
 static enum store_status
-run(struct diff_preset *presets, const char *subpath, struct seen *s,
-    struct diff_result *res)
+run_ranges(struct diff_preset *presets, const char *subpath, int ranges,
+    struct seen *s, struct diff_result *res)
 {
 	static char	*exts[] = { "jpg", "png" };
 	struct config	 cfg;
@@ -108,10 +108,19 @@ run(struct diff_preset *presets, const char *subpath, struct seen *s,
 	dp.npresets = 2;
 	dp.extensions = exts;
 	dp.nextensions = 2;
+	dp.ranges = ranges;
 	memset(s, 0, sizeof(*s));
 	rc = diff_run(&dp, record, s, res, &err);
 	store_free(st);
 	return rc;
+}
+
+/* One listing of each stream: items in byte order. */
+static enum store_status
+run(struct diff_preset *presets, const char *subpath, struct seen *s,
+    struct diff_result *res)
+{
+	return run_ranges(presets, subpath, 1, s, res);
 }
 
 static size_t
@@ -304,4 +313,74 @@ Test(diff, classify_table)
 		    classes[i].want, "row %zu: %s", i,
 		    pstate_name(classes[i].want));
 	}
+}
+
+/*
+ * Split into ranges at folder boundaries, the same items come out, each
+ * once, whatever range it falls in; a key equal to a boundary included.
+ */
+Test(diff, ranges_cover_every_key_once)
+{
+	static const char *const keys[] = {
+		"a.jpg", "a/x.jpg", "a0/y.jpg", "b/c/d.jpg", "b/c/e.jpg",
+		"b/d/f.jpg", "b.jpg", "c/g.jpg", "c/h/i.jpg", "d/j.jpg",
+		"e/k.jpg", "f/l.jpg", "g/m.jpg", "z.jpg",
+	};
+	struct diff_preset	 p[2] = { { "a", 0, 0 }, { "b", 0, 0 } };
+	struct diff_result	 res;
+	struct seen		 one, many;
+	char			 key[128];
+	size_t			 i, j;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		snprintf(key, sizeof(key), "photo/%s", keys[i]);
+		mkfile(key, T0);
+		if (i % 3 == 0) {
+			snprintf(key, sizeof(key), "prew/a/%s", keys[i]);
+			mkfile(key, T0 + 10);
+		}
+	}
+	mkfile("prew/b/c/orphan.jpg", T0);
+	cr_assert_eq(run(p, "", &one, &res), STORE_OK);
+	cr_assert_eq(res.ranges, 1);
+	for (i = 2; i <= 16; i *= 2) {
+		cr_assert_eq(run_ranges(p, "", (int)i, &many, &res), STORE_OK);
+		cr_expect_gt(res.ranges, 1, "%zu ranges asked", i);
+		cr_assert_eq(many.n, one.n, "%zu ranges: %zu items, not %zu", i,
+		    many.n, one.n);
+		for (j = 0; j < one.n; j++) {
+			size_t k = find(&many, one.rel[j]);
+
+			cr_expect_eq(many.state[k][0], one.state[j][0]);
+			cr_expect_eq(many.state[k][1], one.state[j][1]);
+		}
+	}
+}
+
+/* The shards of a key space share it out, every key to exactly one. */
+Test(diff, shards_partition_the_keys)
+{
+	unsigned		 seen[64];
+	char			 key[64];
+	size_t			 i;
+	unsigned		 k, n = 3, total = 0;
+
+	memset(seen, 0, sizeof(seen));
+	for (i = 0; i < 64; i++) {
+		snprintf(key, sizeof(key), "2024/%03zu.jpg", i);
+		k = diff_shard(key, n);
+		cr_assert_lt(k, n);
+		seen[k]++;
+	}
+	for (k = 0; k < n; k++) {
+		cr_expect_gt(seen[k], 0, "shard %u got nothing", k);
+		total += seen[k];
+	}
+	cr_expect_eq(total, 64);
+	/* FNV-1a 64 of "" is its offset basis; of "a", a known value. */
+	cr_expect_eq(diff_shard("", 1u << 31), (unsigned)(
+	    UINT64_C(14695981039346656037) % (1u << 31)));
+	cr_expect_eq(diff_shard("a", 1000),
+	    (unsigned)(UINT64_C(0xaf63dc4c8601ec8c) % 1000));
+	cr_expect_eq(diff_shard("anything", 1), 0);
 }
