@@ -57,6 +57,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -72,7 +73,12 @@
 #define TMP_PREFIX_LEN	(sizeof(TMP_PREFIX) - 1)
 #define TMP_RANDOM	12		/* random characters after the '-' */
 #define TMP_TRIES	100		/* names tried before giving up */
-#define PUT_ATTEMPTS	16		/* walks retried after an ENOENT race */
+/*
+ * Walks retried after an ENOENT race. Each lost race means another thread
+ * removed a folder, which is progress, so the bound only stops a walk whose
+ * root itself is gone; busy folders on a loaded machine need hundreds.
+ */
+#define PUT_ATTEMPTS	1000
 #define READ_CHUNK	65536
 
 struct dirstore {
@@ -1087,8 +1093,10 @@ dirstore_put(struct dirstore *ds, const char *key, const void *data,
 	/* A delete may remove an empty directory under us: walk again. */
 	for (attempt = 1;; attempt++) {
 		if ((dfd = open_dirs(ds, key, dirlen, 1)) == -1) {
-			if (errno == ENOENT && attempt < PUT_ATTEMPTS)
+			if (errno == ENOENT && attempt < PUT_ATTEMPTS) {
+				sched_yield();
 				continue;
+			}
 			rc = io_err(err, errno, "cannot make the folder for",
 			    key);
 			goto out;
@@ -1107,8 +1115,10 @@ dirstore_put(struct dirstore *ds, const char *key, const void *data,
 		save = errno;
 		close_dir(ds, dfd);
 		dfd = -1;
-		if (save == ENOENT && attempt < PUT_ATTEMPTS)
+		if (save == ENOENT && attempt < PUT_ATTEMPTS) {
+			sched_yield();
 			continue;
+		}
 		rc = io_err(err, save, "cannot make a temporary file for", key);
 		goto out;
 	}
