@@ -151,7 +151,7 @@ void	 cmd_print_requests(FILE *, const struct s3_stats *);
 /*
  * The options generate, plan and purge share for large buckets:
  * --shard I/N (0 <= I < N <= 10000), --list-ranges N and --metrics-file
- * PATH, from the values of their getopt characters into o and *metrics.
+ * PATH, from the values of their getopt characters into o and m.
  * -1 after printing an error (exit 2).
  */
 #define OPT_SHARD	0x400
@@ -161,8 +161,9 @@ void	 cmd_print_requests(FILE *, const struct s3_stats *);
 	{ "shard", required_argument, NULL, OPT_SHARD }, \
 	{ "list-ranges", required_argument, NULL, OPT_RANGES }, \
 	{ "metrics-file", required_argument, NULL, OPT_METRICS }
+struct cmd_metrics;
 int	 cmd_scale_opts(const struct cmd_args *, struct cmd_open *o,
-	    const char **metrics);
+	    struct cmd_metrics *m);
 /* "30s", "90m", "6h", "1d" or plain seconds; -1 after an error. */
 int	 cmd_parse_duration(const char *opt, const char *s, long *secs);
 
@@ -184,11 +185,28 @@ struct run_metrics {
 };
 /* Write the file (whole or not at all); -1 after printing an error. */
 int	 cmd_metrics_write(const char *path, const struct run_metrics *);
-/* The same, from an engine's presets and a command's counts. */
-int	 cmd_metrics_of(const char *path, const char *command,
-	    const struct engine *, const struct timespec *wall, double secs,
-	    int code, uint64_t originals, const uint64_t (*states)[PS_COUNT],
-	    const uint64_t (*results)[M_NRESULTS], const struct s3_stats *);
+
+/*
+ * One run of generate, plan or purge as --metrics-file reports it. The
+ * command starts it, fills in what it learns, and ends it on every way
+ * out, a failed start included, so monitoring sees every run.
+ */
+struct cmd_metrics {
+	const char	 *path;		/* --metrics-file, or NULL: none */
+	const char	 *command;
+	unsigned	  shard, nshards;
+	struct timespec	  wall, start;	/* real and monotonic clocks */
+	uint64_t	  originals;
+	uint64_t	(*states)[PS_COUNT];	/* per preset, or NULL */
+	uint64_t	(*results)[M_NRESULTS];	/* per preset, or NULL */
+	struct s3_stats	  reqs;
+};
+void	 cmd_metrics_start(struct cmd_metrics *, const char *command);
+/* Seconds since the start. */
+double	 cmd_metrics_elapsed(const struct cmd_metrics *);
+/* Write the file for a run ending with code; eng may be unopened. */
+void	 cmd_metrics_end(const struct cmd_metrics *, const struct engine *,
+	    int code);
 
 /* Parse a number option in min..max; -1 after printing an error. */
 int	 cmd_parse_uint(const char *opt, const char *s, long min, long max,

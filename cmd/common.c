@@ -290,7 +290,7 @@ cmd_print_requests(FILE *f, const struct s3_stats *r)
 
 int
 cmd_scale_opts(const struct cmd_args *a, struct cmd_open *o,
-    const char **metrics)
+    struct cmd_metrics *m)
 {
 	const char	*s;
 	char		*end;
@@ -315,7 +315,9 @@ cmd_scale_opts(const struct cmd_args *a, struct cmd_open *o,
 			return -1;
 		o->ranges = (int)r;
 	}
-	*metrics = args_get(a, OPT_METRICS);
+	m->path = args_get(a, OPT_METRICS);
+	m->shard = o->shard;
+	m->nshards = o->nshards;
 	return 0;
 bad:
 	cmd_error("bad --shard '%s': want I/N with 0 <= I < N <= 10000",

@@ -27,9 +27,11 @@
 #define OPT_VERIFY	0x204
 #define OPT_TIMELIMIT	0x207
 
+#define STAMP_WAIT	600	/* seconds a shard waits for shard 0's stamps */
+
 struct gen_opts {
 	const char	*prefix;
-	const char	*metrics;	/* --metrics-file */
+	struct cmd_metrics metrics;	/* --metrics-file and the run */
 	struct cmd_open	 open;		/* what cmd_engine_open takes */
 	long		 time_limit;	/* seconds; 0: none */
 	long		 jobs;
@@ -66,8 +68,7 @@ struct gen {
 	uint64_t		 nfailed, nlost_skips, nmarked;
 	int			 nomem;
 	int			 timeup;	/* --time-limit reached */
-	struct timespec		 start, last_progress;
-	struct timespec		 wall;		/* for the metrics */
+	struct timespec		 last_progress;
 };
 
 static double
@@ -90,7 +91,7 @@ gen_progress(struct gen *g, int final)
 	if (!final && elapsed(&g->last_progress) < 0.2)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &g->last_progress);
-	t = elapsed(&g->start);
+	t = cmd_metrics_elapsed(&g->o.metrics);
 	rate = t > 0 ? (double)g->done / t : 0;
 	eta = rate > 0 ? (double)(g->todo - g->done) / rate : 0;
 	fprintf(stderr, "\r%llu/%llu previews, %.1f/s, ETA %d:%02d, "
@@ -213,7 +214,7 @@ gen_item(void *arg, const struct diff_item *it)
 
 	/* Time is up: no new original; what is in flight ends. */
 	if (g->o.time_limit > 0 && !g->o.dry_run &&
-	    elapsed(&g->start) >= (double)g->o.time_limit) {
+	    cmd_metrics_elapsed(&g->o.metrics) >= (double)g->o.time_limit) {
 		g->timeup = 1;
 		return 1;
 	}
@@ -384,32 +385,35 @@ print_json(struct gen *g, const struct diff_result *res,
 	cmd_json_requests(j, reqs);
 }
 
+/* --metrics-file, on every way out once the options are read. */
 static void
-write_metrics(struct gen *g, const struct diff_result *res,
-    const struct s3_stats *reqs, int code)
+write_metrics(struct gen *g, int code)
 {
-	uint64_t	(*st)[PS_COUNT], (*rs)[M_NRESULTS];
-	size_t		  i;
+	struct cmd_metrics	*m = &g->o.metrics;
+	size_t			 i;
 
-	st = calloc(g->eng.npresets + 1, sizeof(*st));
-	rs = calloc(g->eng.npresets + 1, sizeof(*rs));
-	if (st == NULL || rs == NULL)
-		cmd_error("cannot write the metrics: out of memory");
-	else {
-		for (i = 0; i < g->eng.npresets; i++) {
-			memcpy(st[i], g->c[i].state, sizeof(st[i]));
-			rs[i][M_GENERATED] = g->c[i].generated;
-			rs[i][M_FAILED] = g->c[i].failed;
-			rs[i][M_SKIPPED] = g->c[i].skipped;
-			rs[i][M_DELETED] = g->c[i].removed;
-		}
-		(void)cmd_metrics_of(g->o.metrics, "generate", &g->eng,
-		    &g->wall, elapsed(&g->start), code, res->originals,
-		    (const uint64_t (*)[PS_COUNT])st,
-		    (const uint64_t (*)[M_NRESULTS])rs, reqs);
+	if (m->path == NULL)
+		return;
+	if (g->c != NULL) {
+		m->states = calloc(g->eng.npresets + 1, sizeof(*m->states));
+		m->results = calloc(g->eng.npresets + 1, sizeof(*m->results));
 	}
-	free(st);
-	free(rs);
+	for (i = 0; m->states != NULL && m->results != NULL &&
+	    i < g->eng.npresets; i++) {
+		memcpy(m->states[i], g->c[i].state, sizeof(m->states[i]));
+		m->results[i][M_GENERATED] = g->c[i].generated;
+		m->results[i][M_FAILED] = g->c[i].failed;
+		m->results[i][M_SKIPPED] = g->c[i].skipped;
+		m->results[i][M_DELETED] = g->c[i].removed;
+	}
+	if (g->c != NULL && (m->states == NULL || m->results == NULL))
+		cmd_error("cannot write the metrics: out of memory");
+	else
+		cmd_metrics_end(m, &g->eng, code);
+	free(m->states);
+	free(m->results);
+	m->states = NULL;
+	m->results = NULL;
 }
 
 static int
@@ -418,7 +422,6 @@ parse_opts(const struct cmd_args *a, struct gen_opts *o)
 	size_t	i;
 	long	ncpu = cmd_ncpu();
 
-	memset(o, 0, sizeof(*o));
 	o->jobs = ncpu < 256 ? ncpu : 256;
 	for (i = 0; i < a->n; i++) {
 		switch (a->v[i].ch) {
@@ -555,7 +558,12 @@ run(struct gen *g, const struct cmd_args *a)
 	}
 	if (!g->o.dry_run) {
 		/* Another shard writes a changed stamp: 10 minutes for it. */
-		if ((est = engine_write_stamps(&g->eng, 0, 600, stamp_written,
+		if (engine_stamps_awaited(&g->eng) > 0 && !g->ctx->quiet)
+			cmd_report("shard %u/%u: waiting up to %d s for shard "
+			    "0 to write the stamps of %zu changed presets",
+			    g->eng.shard, g->eng.nshards, STAMP_WAIT,
+			    engine_stamps_awaited(&g->eng));
+		if ((est = engine_write_stamps(&g->eng, 0, STAMP_WAIT, stamp_written,
 		    g, &e)) != ENG_OK)
 			return cmd_engine_fail(est, &e);
 		if ((code = start_pool(g, cmd_ncpu())) != EXIT_DONE) {
@@ -592,12 +600,13 @@ run(struct gen *g, const struct cmd_args *a)
 	store_conn_stats(g->eng.conn, &reqs);
 	s3_stats_add(&reqs, &res.requests);
 	code = cmd_exit_code(code);
+	g->o.metrics.originals = res.originals;
+	g->o.metrics.reqs = reqs;
 	if (g->json != NULL)
-		print_json(g, &res, &reqs, elapsed(&g->start));
+		print_json(g, &res, &reqs, cmd_metrics_elapsed(&g->o.metrics));
 	else if (!g->ctx->quiet)
-		print_summary(g, &res, &reqs, elapsed(&g->start));
-	if (g->o.metrics != NULL)
-		write_metrics(g, &res, &reqs, code);
+		print_summary(g, &res, &reqs,
+		    cmd_metrics_elapsed(&g->o.metrics));
 	return code;
 }
 
@@ -610,14 +619,14 @@ cmd_generate_exec(struct cmd_ctx *ctx, const struct cmd_args *a)
 	memset(&g, 0, sizeof(g));
 	g.ctx = ctx;
 	g.json = ctx->json;
+	cmd_metrics_start(&g.o.metrics, "generate");
 	if (parse_opts(a, &g.o) != 0)
 		return EXIT_USAGE;
 	g.progress = !ctx->quiet && g.json == NULL && !g.o.keys &&
 	    !ctx->verbose && isatty(2);
-	clock_gettime(CLOCK_MONOTONIC, &g.start);
-	clock_gettime(CLOCK_REALTIME, &g.wall);
 	cmd_catch_signals();
 	code = run(&g, a);
+	write_metrics(&g, code);
 	free(g.c);
 	engine_close(&g.eng);
 	return code;

@@ -204,6 +204,9 @@ cmd_metrics_write(const char *path, const struct run_metrics *m)
 			}
 			goto out;
 		}
+	/* On disk before the name points at it. */
+	if (fsync(fd) == -1)
+		goto out;
 	if (close(fd) == -1) {
 		fd = -1;
 		goto out;
@@ -229,28 +232,47 @@ out:
 	return rc;
 }
 
-int
-cmd_metrics_of(const char *path, const char *command,
-    const struct engine *eng, const struct timespec *wall, double secs,
-    int code, uint64_t originals, const uint64_t (*states)[PS_COUNT],
-    const uint64_t (*results)[M_NRESULTS], const struct s3_stats *reqs)
+void
+cmd_metrics_start(struct cmd_metrics *m, const char *command)
 {
-	struct run_metrics	  m;
-	const char		**names;
-	size_t			  i;
-	int			  rc;
+	m->command = command;
+	clock_gettime(CLOCK_REALTIME, &m->wall);
+	clock_gettime(CLOCK_MONOTONIC, &m->start);
+}
 
-	if ((names = calloc(eng->npresets + 1, sizeof(*names))) == NULL) {
+double
+cmd_metrics_elapsed(const struct cmd_metrics *m)
+{
+	struct timespec	now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - m->start.tv_sec) +
+	    (double)(now.tv_nsec - m->start.tv_nsec) / 1e9;
+}
+
+void
+cmd_metrics_end(const struct cmd_metrics *m, const struct engine *eng,
+    int code)
+{
+	struct run_metrics	  r;
+	const char		**names;
+	size_t			  i, n;
+
+	if (m->path == NULL)
+		return;
+	/* Per-preset samples only with the counts of every preset. */
+	n = m->states != NULL ? eng->npresets : 0;
+	if ((names = calloc(n + 1, sizeof(*names))) == NULL) {
 		cmd_error("cannot write the metrics: out of memory");
-		return -1;
+		return;
 	}
-	for (i = 0; i < eng->npresets; i++)
+	for (i = 0; i < n; i++)
 		names[i] = eng->presets[i]->name;
-	m = (struct run_metrics){ command, eng->shard, eng->nshards,
-	    (double)wall->tv_sec + wall->tv_nsec / 1e9, secs,
-	    code == EXIT_DONE, code, originals, eng->npresets, names, states,
-	    results, *reqs };
-	rc = cmd_metrics_write(path, &m);
+	r = (struct run_metrics){ m->command, m->shard, m->nshards,
+	    (double)m->wall.tv_sec + (double)m->wall.tv_nsec / 1e9,
+	    cmd_metrics_elapsed(m), code == EXIT_DONE, code, m->originals, n,
+	    names, (const uint64_t (*)[PS_COUNT])m->states,
+	    (const uint64_t (*)[M_NRESULTS])m->results, m->reqs };
+	(void)cmd_metrics_write(m->path, &r);
 	free(names);
-	return rc;
 }

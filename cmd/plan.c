@@ -26,8 +26,7 @@ struct plan {
 	struct json	*json;
 	int		 keys;
 	int		 nomem;
-	const char	*metrics;
-	struct timespec	 start, wall;
+	struct cmd_metrics metrics;	/* --metrics-file and the run */
 };
 
 static int
@@ -218,18 +217,9 @@ run(struct plan *p, const struct cmd_args *a)
 		}
 	}
 	root_items_free(root, nroot);
-	code = cmd_exit_code(code);
-	if (p->metrics != NULL) {
-		struct timespec	now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		(void)cmd_metrics_of(p->metrics, "plan", &p->eng, &p->wall,
-		    (double)(now.tv_sec - p->start.tv_sec) +
-		    (now.tv_nsec - p->start.tv_nsec) / 1e9, code,
-		    res.originals, (const uint64_t (*)[PS_COUNT])p->counts,
-		    NULL, &res.requests);
-	}
-	return code;
+	p->metrics.originals = res.originals;
+	p->metrics.reqs = res.requests;
+	return cmd_exit_code(code);
 }
 
 static int
@@ -242,10 +232,11 @@ cmd_plan_exec(struct cmd_ctx *ctx, const struct cmd_args *a)
 	p.ctx = ctx;
 	p.json = ctx->json;
 	p.keys = args_has(a, OPT_KEYS);
-	clock_gettime(CLOCK_MONOTONIC, &p.start);
-	clock_gettime(CLOCK_REALTIME, &p.wall);
+	cmd_metrics_start(&p.metrics, "plan");
 	cmd_catch_signals();
 	code = run(&p, a);
+	p.metrics.states = p.counts;
+	cmd_metrics_end(&p.metrics, &p.eng, code);
 	free(p.counts);
 	engine_close(&p.eng);
 	return code;

@@ -46,8 +46,7 @@ struct purge {
 	uint64_t	(*states)[PS_COUNT];	/* per preset, for the metrics */
 	uint64_t	(*results)[M_NRESULTS];
 	uint64_t	 folder_keys;	/* of a removed preset, any shard's */
-	const char	*metrics;
-	struct timespec	 start, wall;
+	struct cmd_metrics metrics;	/* --metrics-file and the run */
 	int		 failed;	/* cannot spool */
 	int		 force;
 	int		 dry_run;
@@ -313,21 +312,6 @@ print_json(struct purge *p, const struct remove_result *rr,
 	cmd_json_requests(j, reqs);
 }
 
-static void
-metrics(struct purge *p, const struct diff_result *res, int code)
-{
-	struct timespec	now;
-
-	if (p->metrics == NULL)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	(void)cmd_metrics_of(p->metrics, "purge", &p->eng, &p->wall,
-	    (double)(now.tv_sec - p->start.tv_sec) +
-	    (now.tv_nsec - p->start.tv_nsec) / 1e9, code, res->originals,
-	    (const uint64_t (*)[PS_COUNT])p->states,
-	    (const uint64_t (*)[M_NRESULTS])p->results, &res->requests);
-}
-
 static int
 run(struct purge *p, const struct cmd_args *a)
 {
@@ -430,9 +414,9 @@ run(struct purge *p, const struct cmd_args *a)
 		printf("%llu deleted, %llu failed\n",
 		    (unsigned long long)rr.deleted,
 		    (unsigned long long)rr.failed);
-	code = cmd_exit_code(code);
-	metrics(p, &res, code);
-	return code;
+	p->metrics.originals = res.originals;
+	p->metrics.reqs = res.requests;
+	return cmd_exit_code(code);
 }
 
 static int
@@ -447,13 +431,15 @@ cmd_purge_exec(struct cmd_ctx *ctx, const struct cmd_args *a)
 	p.force = args_has(a, OPT_FORCE);
 	p.dry_run = args_has(a, 'n');
 	p.max_delete = PURGE_MAX_DELETE;
-	clock_gettime(CLOCK_MONOTONIC, &p.start);
-	clock_gettime(CLOCK_REALTIME, &p.wall);
+	cmd_metrics_start(&p.metrics, "purge");
 	if (args_has(a, OPT_MAX) && cmd_parse_uint("--max-delete",
 	    args_get(a, OPT_MAX), 0, 1L << 62, &p.max_delete) != 0)
 		return EXIT_USAGE;
 	cmd_catch_signals();
 	code = run(&p, a);
+	p.metrics.states = p.states;
+	p.metrics.results = p.results;
+	cmd_metrics_end(&p.metrics, &p.eng, code);
 	if (p.spool != NULL)
 		fclose(p.spool);
 	free(p.orphans);

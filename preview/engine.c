@@ -51,6 +51,10 @@ eng_error_text(enum eng_status st, const struct eng_error *e, char *dst,
 		(void)snprintf(dst, len, "success");
 		break;
 	case ENG_STORAGE:
+		if (e->what[0] == '\0') {	/* no storage error of its own */
+			(void)snprintf(dst, len, "%s", e->text);
+			break;
+		}
 		store_error_text(e->st, &e->err, why, sizeof(why));
 		(void)snprintf(dst, len, "%s '%s': %s", e->what, e->subject,
 		    why);
@@ -280,6 +284,18 @@ await_stamps(struct engine *eng, long wait_s, struct eng_error *e)
 	}
 }
 
+size_t
+engine_stamps_awaited(const struct engine *eng)
+{
+	size_t	i, n = 0;
+
+	if (eng->nshards <= 1 || eng->shard == 0)
+		return 0;
+	for (i = 0; i < eng->npresets; i++)
+		n += eng->dp[i].changed != 0;
+	return n;
+}
+
 enum eng_status
 engine_write_stamps(struct engine *eng, int missing_only, long wait_s,
     eng_stamp_fn fn, void *arg, struct eng_error *e)
@@ -287,12 +303,10 @@ engine_write_stamps(struct engine *eng, int missing_only, long wait_s,
 	struct buf		 key;
 	enum store_status	 st;
 	size_t			 i;
-	int			 wrote = 0, changed = 0;
+	int			 wrote = 0;
 
 	memset(e, 0, sizeof(*e));
-	for (i = 0; i < eng->npresets; i++)
-		changed += eng->dp[i].changed != 0;
-	if (changed > 0 && eng->nshards > 1 && eng->shard != 0)
+	if (engine_stamps_awaited(eng) > 0)
 		return await_stamps(eng, wait_s, e);
 	for (i = 0; i < eng->npresets; i++) {
 		if (!eng->dp[i].changed ||

@@ -34,7 +34,8 @@ struct eng_error {
 	struct store_error	 err;
 	char			 what[64];	/* "cannot list", ... */
 	char			 subject[1100];	/* the key or prefix */
-	char			 text[600];	/* ENG_CONFIG, ENG_ENOMEM */
+	char			 text[600];	/* ENG_CONFIG, ENG_ENOMEM, and
+					   ENG_STORAGE when what is "" */
 	int			 setup;	/* the storage cannot be opened as
 					   configured: no folder, no
 					   credentials */
@@ -86,12 +87,15 @@ typedef void	(*eng_stamp_fn)(void *arg, const struct preset *, int existed);
  * missing_only, as serve does, only of those that have none), then wait
  * out the current second. A shard other than 0 writes nothing: it waits
  * (at most wait_s seconds) for shard 0's stamps to be its definitions,
- * then out their second, and works against them. Either way: S3's LastModified has one-second
- * resolution, and diff_classify takes a preview in its stamp's second as
- * stale, so every preview written from here on is strictly newer.
+ * then out their second, and works against them. Either way: S3's
+ * LastModified has one-second resolution, and diff_classify takes a
+ * preview in its stamp's second as stale, so every preview written from
+ * here on is strictly newer.
  */
 enum eng_status	 engine_write_stamps(struct engine *, int missing_only,
 		    long wait_s, eng_stamp_fn, void *, struct eng_error *);
+/* How many changed stamps engine_write_stamps will wait for (a shard). */
+size_t		 engine_stamps_awaited(const struct engine *);
 
 /* How previews are made: fills mk from the engine (which must outlive it). */
 void		 engine_maker(const struct engine *, struct guard *,

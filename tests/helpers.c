@@ -499,3 +499,116 @@ th_stop_server(pid_t *pid)
 		;
 	*pid = 0;
 }
+
+void
+th_pace(void)
+{
+	struct timespec	ts = { 0, 10 * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+int
+th_reap(pid_t pid, double limit, const char *what)
+{
+	double	deadline = th_now() + limit;
+	pid_t	r;
+	int	st;
+
+	while ((r = waitpid(pid, &st, WNOHANG)) != pid) {
+		cr_assert(r == 0 || errno == EINTR, "waitpid: %s",
+		    strerror(errno));
+		if (th_now() > deadline) {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+				;
+			cr_assert_fail("%s: still running after %.0f s", what,
+			    limit);
+		}
+		th_pace();
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void
+th_proxy_start(struct th_proxy *px, const char *const *opts)
+{
+	char	*argv[32], dir[] = "/tmp/prewctl-proxy-XXXXXX";
+	size_t	 n = 0, i;
+
+	memset(px, 0, sizeof(*px));
+	cr_assert(mkdtemp(dir) != NULL);
+	snprintf(px->stats, sizeof(px->stats), "%s/stats", dir);
+	snprintf(px->release, sizeof(px->release), "%s/release", dir);
+	argv[n++] = "tests/s3-fault-proxy";
+	argv[n++] = "--max-seconds";
+	argv[n++] = "600";
+	argv[n++] = "--stats";
+	argv[n++] = px->stats;
+	argv[n++] = "--release-file";
+	argv[n++] = px->release;
+	for (i = 0; opts != NULL && opts[i] != NULL; i++) {
+		cr_assert_lt(n, sizeof(argv) / sizeof(argv[0]) - 2);
+		argv[n++] = (char *)opts[i];
+	}
+	argv[n++] = (char *)th_env()->endpoint;
+	argv[n] = NULL;
+	snprintf(px->endpoint, sizeof(px->endpoint), "http://127.0.0.1:%d",
+	    th_start_server(argv, &px->pid));
+}
+
+void
+th_proxy_stop(struct th_proxy *px)
+{
+	char	*slash;
+
+	th_stop_server(&px->pid);
+	if (px->stats[0] == '\0')
+		return;
+	unlink(px->stats);
+	unlink(px->release);
+	if ((slash = strrchr(px->stats, '/')) != NULL) {
+		*slash = '\0';
+		rmdir(px->stats);
+	}
+	memset(px, 0, sizeof(*px));
+}
+
+void
+th_proxy_release(const struct th_proxy *px)
+{
+	int	fd;
+
+	fd = open(px->release, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	cr_assert(fd >= 0, "%s: %s", px->release, strerror(errno));
+	close(fd);
+}
+
+struct th_json *
+th_proxy_stats(const struct th_proxy *px)
+{
+	struct buf	 b;
+	struct th_json	*j;
+
+	buf_init(&b, BUF_NOMAX);
+	th_read_file(px->stats, &b);
+	j = th_json_parse(b.data, b.len);
+	buf_release(&b);
+	return j;
+}
+
+long long
+th_proxy_paths(const struct th_proxy *px, const char *list, const char *path)
+{
+	struct th_json		*j = th_proxy_stats(px);
+	const struct th_json	*a = th_json_at(j, list);
+	size_t			 i;
+	long long		 n = 0;
+
+	cr_assert_not_null(a, "no '%s' in the proxy's stats", list);
+	for (i = 0; i < th_json_len(a); i++)
+		n += strcmp(th_json_str(th_json_item(a, i), ""), path) == 0;
+	th_json_free(j);
+	return n;
+}

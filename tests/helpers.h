@@ -73,6 +73,27 @@ pid_t		 th_spawn_prewctl(const char *const *args,
 int		 th_start_server(char *const *argv, pid_t *pid);
 void		 th_stop_server(pid_t *pid);
 
+/* Pace a poll loop: 10 ms. The deadline bounds a wait; this only paces. */
+void		 th_pace(void);
+/* Reap pid within limit seconds (killed past it, failing); its exit code. */
+int		 th_reap(pid_t pid, double limit, const char *what);
+
+/*
+ * tests/s3-fault-proxy in front of the test server, with its --stats file
+ * and a --release-file for --hold-put; opts are more of its options
+ * (NULL-terminated, or NULL). Stopped by th_proxy_stop.
+ */
+struct th_proxy {
+	pid_t	 pid;
+	char	 endpoint[64];		/* http://127.0.0.1:port */
+	char	 stats[128];
+	char	 release[128];
+};
+void		 th_proxy_start(struct th_proxy *, const char *const *opts);
+void		 th_proxy_stop(struct th_proxy *);
+/* Let the PUTs --hold-put holds go. */
+void		 th_proxy_release(const struct th_proxy *);
+
 /* Write text to a new temporary file; returns its path (caller frees). */
 char		*th_write_temp(const char *text);
 /* A config for the test bucket with source and previews under prefix. */
@@ -132,4 +153,9 @@ double		 th_json_real(const struct th_json *, const char *path);
 const char	*th_json_str(const struct th_json *, const char *path);
 int		 th_json_bool(const struct th_json *, const char *path);
 
+/* The fault proxy's stats (free with th_json_free). */
+struct th_json	*th_proxy_stats(const struct th_proxy *);
+/* How often path ("/bucket/key") is in its list ("put_paths"...). */
+long long	 th_proxy_paths(const struct th_proxy *, const char *list,
+		    const char *path);
 #endif

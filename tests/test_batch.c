@@ -2,7 +2,7 @@
  * batch: issue 3's "Done when" list, end to end.
  *
  * The real prewctl runs against the real S3 server through
- * tests/s3-count-proxy, which counts every request by kind, so "a second
+ * tests/s3-fault-proxy, which counts every request by kind, so "a second
  * generate only lists" is measured outside prewctl and checked against what
  * prewctl says of itself. Each test has its own prefix and its own proxy;
  * the bucket is read back directly (not through the proxy) to check what
@@ -49,7 +49,7 @@
 #include "helpers.h"
 
 #define DATA		"tests/data/batch/"
-#define PROXY		"tests/s3-count-proxy"
+#define PROXY		"tests/s3-fault-proxy"
 #define MAX_LOGGED	15
 
 /* ---- the originals ---------------------------------------------------- */
@@ -293,7 +293,8 @@ jstrings(const struct th_json *doc, const char *path, struct strv *out)
 static void
 proxy_start(struct proxy *px)
 {
-	char	*argv[] = { PROXY, (char *)th_env()->endpoint, "1200", NULL };
+	char	*argv[] = { PROXY, "--max-seconds", "1200",
+	    (char *)th_env()->endpoint, NULL };
 
 	px->port = th_start_server(argv, &px->pid);
 	snprintf(px->endpoint, sizeof(px->endpoint), "http://127.0.0.1:%d",

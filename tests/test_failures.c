@@ -16,7 +16,7 @@
  *     which can sign; struct s3_put_opts has no such header) is decoded
  *     first: its preview is the one of the plain original.
  *   - A key whose preview key would pass S3's 1024 bytes is reported from
- *     the listing and never read (tests/s3-count-proxy counts the GETs).
+ *     the listing and never read (tests/s3-fault-proxy counts the GETs).
  *
  * Each test has its own prefix or folder, removed by teardown.
  */
@@ -45,7 +45,6 @@
 extern char **environ;
 
 #define FPROXY		"tests/s3-fault-proxy"
-#define CPROXY		"tests/s3-count-proxy"
 #define MAX_CFGS	4
 #define MAX_STORAGE_ERRORS 10	/* the man page's "ten ... in a row" */
 
@@ -756,7 +755,7 @@ Test(failures, gzip_encoded_original_gets_a_right_preview)
 
 /* ---- 6. a preview key longer than S3's 1024 bytes ------------------------ */
 
-/* The count proxy's counts (GET /__counts, reset when asked). */
+/* The proxy's counts (GET /__counts, reset when asked). */
 static struct th_json *
 counts(int reset)
 {
@@ -810,16 +809,17 @@ Test(failures, preview_key_too_long_is_never_read)
 	struct th_run	 r;
 	struct th_json	*j, *c;
 	struct buf	 img;
-	char		 rel[1100], endpoint[64], *argv[4], *cfg;
+	char		 rel[1100], endpoint[64], *argv[5], *cfg;
 	size_t		 base;
 	const char	*k;
 
 	make_jpeg(64, 48, &img);
 	put_bytes(key("photo/", "good.jpg"), &img, "image/jpeg");
-	argv[0] = CPROXY;
-	argv[1] = (char *)th_env()->endpoint;
+	argv[0] = FPROXY;
+	argv[1] = "--max-seconds";
 	argv[2] = "300";
-	argv[3] = NULL;
+	argv[3] = (char *)th_env()->endpoint;
+	argv[4] = NULL;
 	F.proxy_port = th_start_server(argv, &F.proxy);
 	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d",
 	    F.proxy_port);

@@ -115,37 +115,6 @@ static const struct th_opts hostile_opts = { NULL, HOSTILE_LIMIT, NULL };
 #define RUN(r, ...) th_run((r), &run_opts,				\
 	(const char *const []){ __VA_ARGS__, NULL })
 
-/*
- * Runs the test signals, or two at once, are spawned (th_spawn_prewctl)
- * and reaped here: wait for pid until limit seconds from now; kill it and
- * fail past that. Returns the exit code (128 + signal when killed).
- */
-static int
-reap(pid_t pid, double limit, const char *what)
-{
-	double	deadline = th_now() + limit;
-	pid_t	r;
-	int	st;
-
-	for (;;) {
-		r = waitpid(pid, &st, WNOHANG);
-		if (r == pid)
-			break;
-		cr_assert(r == 0 || errno == EINTR, "waitpid: %s",
-		    strerror(errno));
-		if (th_now() > deadline) {
-			kill(pid, SIGKILL);
-			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-				;
-			cr_assert_fail("%s: still running after %.0f s",
-			    what, limit);
-		}
-		/* Poll again soon: the deadline bounds the wait, not this. */
-		pause_ms(5);
-	}
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* A reaped run's status and what it wrote (free with th_run_release). */
 static void
 spawned_output(struct th_run *r, int status, const char *out,
@@ -690,7 +659,7 @@ interrupt(const char *cfg, int folder, int sig1, int sig2,
 	if (sig2 != 0)
 		cr_assert(kill(pid, sig2) == 0);
 	t = th_now();
-	st = reap(pid, RUN_LIMIT, "interrupted generate");
+	st = th_reap(pid, RUN_LIMIT, "interrupted generate");
 	*after_last = th_now() - t;
 	spawned_output(r, st, out, err);
 	cr_log_info("exit %d, %.2f s after the last signal\nstdout: %s\n"
@@ -842,7 +811,7 @@ Test(hardening, overlapping_runs_both_finish)
 		    "generate", "-j", "2", NULL }, NULL, out[i], err[i]);
 	}
 	for (i = 0; i < 2; i++)
-		st[i] = reap(pid[i], RUN_LIMIT, "overlapping generate");
+		st[i] = th_reap(pid[i], RUN_LIMIT, "overlapping generate");
 	for (i = 0; i < 2; i++) {
 		struct th_run	r;
 

@@ -62,8 +62,7 @@ static struct {
 	char			 tmp[64];	/* configs, stats */
 	char			 root[64];	/* the folder backend */
 	int			 folder;	/* files under root */
-	pid_t			 proxy;
-	char			 proxy_ep[64];
+	struct th_proxy		 px;
 	int			 nfiles;
 } P;
 
@@ -462,18 +461,7 @@ has(const char *hay, const char *needle)
 static void
 proxy_start(const char *const *opts)
 {
-	char	*argv[16];
-	size_t	 n = 0, i;
-
-	argv[n++] = FPROXY;
-	argv[n++] = "--max-seconds";
-	argv[n++] = "600";
-	for (i = 0; opts != NULL && opts[i] != NULL; i++)
-		argv[n++] = (char *)opts[i];
-	argv[n++] = (char *)th_env()->endpoint;
-	argv[n] = NULL;
-	snprintf(P.proxy_ep, sizeof(P.proxy_ep), "http://127.0.0.1:%d",
-	    th_start_server(argv, &P.proxy));
+	th_proxy_start(&P.px, opts);
 }
 
 /* A port nothing listens on: the kernel's pick, closed again. */
@@ -518,7 +506,7 @@ setup_dir(void)
 static void
 teardown(void)
 {
-	th_stop_server(&P.proxy);
+	th_proxy_stop(&P.px);
 	if (P.c != NULL) {
 		th_delete_prefix(P.c, P.prefix);
 		s3_client_free(P.c);
@@ -1268,7 +1256,7 @@ Test(purge, json_lists_keys_and_failures)
 
 	/* Every DeleteObjects refused: each key under failures, exit 3. */
 	proxy_start((const char *const []){ "--deny", "DELETE", NULL });
-	cfg = config(P.proxy_ep, "photo/", "prew/", presets_p1p2);
+	cfg = config(P.px.endpoint, "photo/", "prew/", presets_p1p2);
 	PREWCTL(&r, cfg, "purge", "--json");
 	th_expect_exit(&r, 3, "purge --json with deletes refused");
 	j = json_of(&r);

@@ -82,10 +82,7 @@ static struct {
 	char			 vbucket[64];	/* our own bucket */
 	char			 tmp[64];
 	char			 root[64];	/* the folder backend */
-	pid_t			 proxy;
-	char			 proxy_ep[64];
-	char			 stats[128];
-	char			 release[128];
+	struct th_proxy		 px;
 	int			 nfiles;
 } S;
 
@@ -319,86 +316,24 @@ count_of(const char *hay, const char *needle)
 	return n;
 }
 
-/* Poll every 10 ms: the deadline bounds a wait, the poll only paces it. */
-static void
-pace(void)
-{
-	struct timespec	ts = { 0, 10 * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-/* Reap pid within limit seconds (killed past it); its exit code. */
-static int
-reap(pid_t pid, double limit, const char *what)
-{
-	double	deadline = th_now() + limit;
-	pid_t	r;
-	int	st;
-
-	while ((r = waitpid(pid, &st, WNOHANG)) != pid) {
-		cr_assert(r == 0 || errno == EINTR, "waitpid: %s",
-		    strerror(errno));
-		if (th_now() > deadline) {
-			kill(pid, SIGKILL);
-			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-				;
-			cr_assert_fail("%s: still running after %.0f s", what,
-			    limit);
-		}
-		pace();
-	}
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* ---- the fault proxy ---------------------------------------------------- */
 
 static void
 proxy_start(const char *const *opts)
 {
-	char	*argv[20];
-	size_t	 n = 0, i;
-
-	snprintf(S.stats, sizeof(S.stats), "%s", tmp_path("stats"));
-	snprintf(S.release, sizeof(S.release), "%s", tmp_path("release"));
-	argv[n++] = FPROXY;
-	argv[n++] = "--max-seconds";
-	argv[n++] = "600";
-	argv[n++] = "--stats";
-	argv[n++] = S.stats;
-	for (i = 0; opts != NULL && opts[i] != NULL; i++) {
-		argv[n++] = (char *)opts[i];
-		if (strcmp(opts[i], "--hold-put") == 0) {
-			argv[n++] = (char *)opts[++i];
-			argv[n++] = "--release-file";
-			argv[n++] = S.release;
-		}
-	}
-	argv[n++] = (char *)th_env()->endpoint;
-	argv[n] = NULL;
-	snprintf(S.proxy_ep, sizeof(S.proxy_ep), "http://127.0.0.1:%d",
-	    th_start_server(argv, &S.proxy));
+	th_proxy_start(&S.px, opts);
 }
 
 static void
 proxy_release(void)
 {
-	file_write(S.release, "go\n", 3);
+	th_proxy_release(&S.px);
 }
 
-/* The proxy's counters (free with th_json_free). */
 static struct th_json *
 proxy_stats(void)
 {
-	struct buf	 b;
-	struct th_json	*j;
-
-	buf_init(&b, BUF_NOMAX);
-	th_read_file(S.stats, &b);
-	j = th_json_parse(b.data, b.len);
-	buf_release(&b);
-	return j;
+	return th_proxy_stats(&S.px);
 }
 
 static long long
@@ -418,20 +353,11 @@ proxy_count(const char *kind)
 static long long
 proxy_paths(const char *list, const char *rel)
 {
-	const struct th_env	*e = th_env();
-	struct th_json		*j = proxy_stats();
-	const struct th_json	*a = th_json_at(j, list);
-	char			 path[1100];
-	size_t			 i;
-	long long		 n = 0;
+	char	path[1100];
 
-	cr_assert_not_null(a, "no '%s' in the proxy's stats", list);
 	snprintf(path, sizeof(path), "/%s/%s", S.bucket != NULL ? S.bucket :
-	    e->bucket, key(rel));
-	for (i = 0; i < th_json_len(a); i++)
-		n += strcmp(th_json_str(th_json_item(a, i), ""), path) == 0;
-	th_json_free(j);
-	return n;
+	    th_env()->bucket, key(rel));
+	return th_proxy_paths(&S.px, list, path);
 }
 
 /* Wait until the proxy holds at least n PUTs, while pid still runs. */
@@ -453,7 +379,7 @@ wait_held(long long n, pid_t pid)
 		    "before the proxy held %lld of its PUTs", n);
 		cr_assert(th_now() < deadline, "the proxy held no PUT of the "
 		    "run within %.0f s", WAIT_LIMIT);
-		pace();
+		th_pace();
 	}
 }
 
@@ -477,7 +403,7 @@ static void	vbucket_drop(void);
 static void
 teardown(void)
 {
-	th_stop_server(&S.proxy);
+	th_proxy_stop(&S.px);
 	if (S.vbucket[0] != '\0')
 		vbucket_drop();
 	if (S.c != NULL && S.c != S.main)
@@ -590,7 +516,7 @@ Test(stale, overlapping_runs_with_different_definitions)
 	/* The old run's preview PUTs wait at the proxy; its stamp does not. */
 	proxy_start((const char *const []){ "--hold-put", "/prew/small/",
 	    NULL });
-	cfg_old = config(S.proxy_ep, "[preset small]\nwidth = 64\n");
+	cfg_old = config(S.px.endpoint, "[preset small]\nwidth = 64\n");
 	cfg_new = config(NULL, "[preset small]\nwidth = 96\n");
 
 	out = tmp_path("out");
@@ -608,7 +534,7 @@ Test(stale, overlapping_runs_with_different_definitions)
 
 	/* The old run's previews now land, after the new stamp. */
 	proxy_release();
-	code = reap(pid, RUN_LIMIT, "the run with the old definition");
+	code = th_reap(pid, RUN_LIMIT, "the run with the old definition");
 	buf_init(&o, BUF_NOMAX);
 	buf_init(&e, BUF_NOMAX);
 	th_read_file(out, &o);
@@ -844,7 +770,7 @@ Test(stale, original_replaced_while_its_previews_are_made)
 	}
 	proxy_start((const char *const []){ "--hold-put", "/victim.jpg",
 	    NULL });
-	cfg = config(S.proxy_ep, presets2);
+	cfg = config(S.px.endpoint, presets2);
 	out = tmp_path("out");
 	err = tmp_path("err");
 	pid = th_spawn_prewctl((const char *const []){ "-c", cfg, "generate",
@@ -854,7 +780,7 @@ Test(stale, original_replaced_while_its_previews_are_made)
 	put_fixture("photo/victim.jpg", PIC_P);
 	etag_of("photo/victim.jpg", newtag, sizeof(newtag));
 	proxy_release();
-	code = reap(pid, RUN_LIMIT, "generate");
+	code = th_reap(pid, RUN_LIMIT, "generate");
 	buf_init(&e, BUF_NOMAX);
 	th_read_file(err, &e);
 	cr_log_info("generate: exit %d: %s", code, e.data);
@@ -992,7 +918,7 @@ curl_s3(const char *method, const char *path, const char *body_file,
 	cr_assert(posix_spawnp(&pid, "curl", &fa, NULL, (char *const *)argv,
 	    environ) == 0, "cannot run curl");
 	posix_spawn_file_actions_destroy(&fa);
-	st = reap(pid, 60, "curl");
+	st = th_reap(pid, 60, "curl");
 	cr_assert_eq(st, 0, "curl %s %s: exit %d", method, path, st);
 	buf_init(&code, BUF_NOMAX);
 	th_read_file(cfile, &code);
@@ -1140,7 +1066,7 @@ Test(stale, verify_finds_a_rolled_back_version)
 		put_fixture(rel, extra_pics[i]);
 	}
 	proxy_start(NULL);
-	cfg = config(S.proxy_ep, presets2);
+	cfg = config(S.px.endpoint, presets2);
 	/*
 	 * New presets: generate writes their stamps and waits out that
 	 * second, so every preview is in a later second than both versions.
@@ -1246,7 +1172,7 @@ Test(stale, known_failure_is_not_read_again)
 	put("photo/zero.jpg", "", 0);
 	put_fixture("photo/ok.jpg", PIC_L);
 	proxy_start(NULL);
-	cfg = config(S.proxy_ep, "[preset small]\nwidth = 64\n");
+	cfg = config(S.px.endpoint, "[preset small]\nwidth = 64\n");
 
 	PREWCTL(&r, cfg, "generate", "--json");
 	th_expect_exit(&r, 1, "first generate over a zero-byte original");
