@@ -2,6 +2,7 @@
  * common: what every command shares: messages, output, signals, numbers,
  * and opening the engine.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -184,7 +185,8 @@ cmd_parse_uint(const char *opt, const char *s, long min, long max, long *out)
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+	if (!isdigit((unsigned char)*s) || errno != 0 || *end != '\0' ||
+	    v < min || v > max) {
 		cmd_error("bad number '%s' for %s (%ld..%ld)", s, opt, min, max);
 		return -1;
 	}
@@ -298,14 +300,18 @@ cmd_scale_opts(const struct cmd_args *a, struct cmd_open *o,
 	long		 r;
 
 	if ((s = args_get(a, OPT_SHARD)) != NULL) {
+		/* Digits only: strtoul would take spaces and signs too. */
 		errno = 0;
+		if (!isdigit((unsigned char)*s))
+			goto bad;
 		i = strtoul(s, &end, 10);
-		if (errno != 0 || end == s || *end != '/' || *s == '-')
+		if (errno != 0 || *end != '/')
 			goto bad;
 		s = end + 1;
+		if (!isdigit((unsigned char)*s))
+			goto bad;
 		n = strtoul(s, &end, 10);
-		if (errno != 0 || end == s || *end != '\0' || *s == '-' ||
-		    n < 1 || n > 10000 || i >= n)
+		if (errno != 0 || *end != '\0' || n < 1 || n > 10000 || i >= n)
 			goto bad;
 		o->shard = (unsigned)i;
 		o->nshards = (unsigned)n;
@@ -333,7 +339,7 @@ cmd_parse_duration(const char *opt, const char *s, long *secs)
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno == 0 && end != s && *s != '-') {
+	if (errno == 0 && isdigit((unsigned char)*s)) {
 		switch (*end) {
 		case 's':
 			end++;

@@ -90,6 +90,9 @@ diff_has_extension(const char *key, char *const *exts, size_t n)
 	return 0;
 }
 
+/* The second a time in milliseconds falls in (times before 1970: none). */
+#define SECOND(ms)	((ms) / 1000)
+
 enum pstate
 diff_classify(const struct diff_entry *src, const struct diff_entry *prev,
     const struct diff_entry *mark, const struct diff_preset *p,
@@ -109,13 +112,18 @@ diff_classify(const struct diff_entry *src, const struct diff_entry *prev,
 	 */
 	else if (src->mtime_ms >= prev->mtime_ms)
 		s = PS_STALE_ORIGINAL;
-	else if (p->changed || prev->mtime_ms <= p->stamp_ms)
+	/*
+	 * Against the stamp, whole seconds: its time may come from a GET's
+	 * Last-Modified (stamp.c), which has no milliseconds.
+	 */
+	else if (p->changed || SECOND(prev->mtime_ms) <= SECOND(p->stamp_ms))
 		s = PS_STALE_PRESET;
 	else
 		return PS_FRESH;
 	/* The same strictness for the mark: it must postdate both. */
 	if (mark != NULL && !retry_failed && !p->changed &&
-	    mark->mtime_ms > src->mtime_ms && mark->mtime_ms > p->stamp_ms)
+	    mark->mtime_ms > src->mtime_ms &&
+	    SECOND(mark->mtime_ms) > SECOND(p->stamp_ms))
 		return PS_KNOWN_FAILURE;
 	return s;
 }

@@ -11,6 +11,8 @@
 #include "engine.h"
 #include "keys.h"
 
+#define RECENT_S	5	/* seconds a stamp may be in its own second */
+
 static enum eng_status
 fail(struct eng_error *e, enum eng_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -284,6 +286,20 @@ await_stamps(struct engine *eng, long wait_s, struct eng_error *e)
 	}
 }
 
+/* A stamp that may be in its second: a shard's, or a few seconds old. */
+static int
+stamps_recent(const struct engine *eng)
+{
+	time_t	now = time(NULL);
+	size_t	i;
+
+	for (i = 0; i < eng->npresets; i++)
+		if (!eng->dp[i].changed && (eng->nshards > 1 ||
+		    eng->dp[i].stamp_ms / 1000 >= (int64_t)now - RECENT_S))
+			return 1;
+	return 0;
+}
+
 size_t
 engine_stamps_awaited(const struct engine *eng)
 {
@@ -331,8 +347,14 @@ engine_write_stamps(struct engine *eng, int missing_only, long wait_s,
 			eng->stamps.v[i].etag[0] = '\0';
 		}
 	}
-	/* The other half of "not newer than its stamp is stale" (diff.c). */
-	if (wrote)
+	/*
+	 * The other half of "not newer than its stamp is stale" (diff.c):
+	 * nothing written in a stamp's second, ours or one another process
+	 * (shard 0) may have written a moment ago. Waiting a second after
+	 * reading it is enough whatever the clocks say; only the choice to
+	 * wait trusts ours, and a wrong one costs a render, not a preview.
+	 */
+	if (wrote || stamps_recent(eng))
 		wait_second(eng);
 	return ENG_OK;
 }

@@ -46,10 +46,13 @@ parse_body(char *body, const char **def, const char **source)
 	}
 }
 
-/* GET the body of the stamp of name into b; STORE_ENOTFOUND when none. */
+/*
+ * GET the body of the stamp of name into b, its head into hd;
+ * STORE_ENOTFOUND when none.
+ */
 static enum store_status
 read_body(struct store_conn *c, const char *previews, const char *name,
-    struct buf *b, struct store_error *err)
+    struct buf *b, struct store_head *hd, struct store_error *err)
 {
 	struct buf	key;
 	enum store_status	st;
@@ -60,7 +63,7 @@ read_body(struct store_conn *c, const char *previews, const char *name,
 		return STORE_ENOMEM;
 	}
 	buf_reset(b);
-	st = store_get(c, key.data, STAMP_MAX, b, NULL, err);
+	st = store_get(c, key.data, STAMP_MAX, b, hd, err);
 	buf_release(&key);
 	return st;
 }
@@ -141,6 +144,7 @@ stamps_read(struct store_conn *c, const char *previews, const char *source,
 	struct s3_list_params	 lp;
 	struct root_walk	 w;
 	struct buf		 body;
+	struct store_head	 hd;
 	enum store_status		 st;
 	const char		*def, *src;
 	size_t			 i;
@@ -190,7 +194,19 @@ stamps_read(struct store_conn *c, const char *previews, const char *source,
 			s->current = 1;
 			continue;
 		}
-		st = read_body(c, previews, s->preset->name, &body, err);
+		store_head_init(&hd);
+		st = read_body(c, previews, s->preset->name, &body, &hd, err);
+		/*
+		 * The body's own time and ETag, not the listing's: a listing
+		 * may still show the object this one replaced (RGW updates
+		 * its index after answering the PUT), and the time of an
+		 * older body would make previews older than this one fresh.
+		 */
+		if (st == STORE_OK) {
+			s->mtime_ms = hd.mtime_ms;
+			(void)snprintf(s->etag, sizeof(s->etag), "%s", hd.etag);
+		}
+		store_head_release(&hd);
 		if (st == STORE_ETOOBIG || st == STORE_ENOTFOUND) {
 			s->current = 0;
 			continue;
@@ -293,7 +309,7 @@ root_classify(struct store_conn *c, const char *previews, const char *source,
 		name = ss->stamped[i];
 		if (config_preset(cfg, name) != NULL)
 			continue;
-		if ((st = read_body(c, previews, name, &body, err)) ==
+		if ((st = read_body(c, previews, name, &body, NULL, err)) ==
 		    STORE_ENOTFOUND)
 			continue;	/* deleted meanwhile */
 		if (st != STORE_OK)

@@ -316,6 +316,32 @@ Test(diff, classify_table)
 }
 
 /*
+ * A stamp's time may come from a GET's Last-Modified (whole seconds) while
+ * the previews' come from a listing (RGW's have milliseconds): anything in
+ * the stamp's second, before or after it, is no newer than the stamp.
+ */
+Test(diff, classify_against_the_stamp_in_whole_seconds)
+{
+	struct diff_entry	src = { .mtime_ms = 10000 };
+	struct diff_entry	prev = { .mtime_ms = 20400 };
+	struct diff_entry	mark = { .mtime_ms = 20900 };
+	struct diff_preset	p = { "p", 20000, 0 };
+
+	cr_expect_eq(diff_classify(&src, &prev, NULL, &p, 0),
+	    PS_STALE_PRESET);
+	p.stamp_ms = 20600;
+	cr_expect_eq(diff_classify(&src, &prev, NULL, &p, 0),
+	    PS_STALE_PRESET);
+	prev.mtime_ms = 21000;
+	cr_expect_eq(diff_classify(&src, &prev, NULL, &p, 0), PS_FRESH);
+	/* A mark in the stamp's second is no verdict on this definition. */
+	cr_expect_eq(diff_classify(&src, NULL, &mark, &p, 0), PS_MISSING);
+	mark.mtime_ms = 21000;
+	cr_expect_eq(diff_classify(&src, NULL, &mark, &p, 0),
+	    PS_KNOWN_FAILURE);
+}
+
+/*
  * Split into ranges at folder boundaries, the same items come out, each
  * once, whatever range it falls in; a key equal to a boundary included.
  */
