@@ -121,6 +121,7 @@ check-unit: deps-unit
 	@$(MAKE) --no-print-directory check-unit-installed
 
 check-installed: $(PREWCTL) $(TESTS) lint-man
+	PREWCTL_BIN=$(abspath $(PREWCTL)) tests/check-contrib
 	$(SAN_ENV) PREWCTL_BIN=$(abspath $(PREWCTL)) \
 	    PREWCTL_TESTS=$(abspath $(TESTS)) tests/run-tests
 
