@@ -1,6 +1,8 @@
 /*
  * serve: issue 10, end to end. The real `prewctl serve` against the real
- * S3 server. Requests are made with libcurl, concurrent ones
+ * S3 server, behind the real nginx running the shipped
+ * contrib/nginx/prewctl.conf (tests/nginx-server), and sharing a real Redis
+ * (tests/redis-server). Requests are made with libcurl, concurrent ones
  * from a multi handle in a thread of their own (assertions stay in the
  * test's own thread).
  *
@@ -11,12 +13,14 @@
  * only the PUTs', and holds nothing). Its --hold-put holds the PUT
  * of one preview until the test creates a file, so that "50 requests at
  * once" or "a render in flight" is a state the test waits for (serve's
- * /metrics, the proxy's stats), never a sleep:
+ * /metrics, the proxy's stats, Redis' PUBSUB NUMSUB), never a sleep:
  * every wait here is a condition polled until a deadline.
  *
  * Each test has its own prefix, its own serve processes on free ports and
- * its own proxy; the suite's fini stops whatever a failed test left
- * running.
+ * its own proxy, nginx and Redis; the suite's fini stops whatever a failed
+ * test left running. nginx serves /prew/ only (the shipped location), so
+ * the nginx tests use the bucket's top-level prew/ with a preset name of
+ * their own, and delete what they wrote there.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,6 +35,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <hiredis/hiredis.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -50,6 +55,8 @@
 #define JPEG		DATA "sanyo-vpcg250-exif-org.jpg"	/* 640x480 */
 #define TINY		DATA "png-rgba8.png"			/* 32x32 */
 #define FPROXY		"tests/s3-fault-proxy"
+#define NGINX		"tests/nginx-server"
+#define REDIS		"tests/redis-server"
 #define PROM_PARSE	"tests/prom-parse"
 #define CACHE		"public, max-age=600"
 #define MAX_SERVES	4
@@ -61,6 +68,8 @@ static struct {
 	char	 dir[64];		/* the test's scratch folder */
 	pid_t	 serves[MAX_SERVES];
 	pid_t	 proxy;
+	char	 nginx_dir[128];
+	char	 redis_dir[128];
 } G;
 
 static void
@@ -755,6 +764,20 @@ cat(const char *a, const char *b)
 	return s;
 }
 
+/* A name no run of any test has used: for presets under the shared prew/. */
+static const char *
+unique_name(const char *what)
+{
+	static char	buf[48];
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(buf, sizeof(buf), "%s-%ld-%llx", what, (long)getpid(),
+	    (unsigned long long)ts.tv_sec * 1000000000ULL +
+	    (unsigned long long)ts.tv_nsec);
+	return buf;
+}
+
 /* ---- the fault proxy, as a counter ------------------------------------- */
 
 struct fp {
@@ -807,7 +830,7 @@ fp_stop(struct fp *p)
 	free(p->release);
 }
 
-/* Let the held PUTs go (and the next ones pass). */
+/* Let the held PUTs go (and the next ones pass); fp_rearm holds again. */
 static void
 fp_release(struct fp *p)
 {
@@ -815,6 +838,12 @@ fp_release(struct fp *p)
 
 	cr_assert((fd = open(p->release, O_WRONLY | O_CREAT, 0600)) >= 0);
 	close(fd);
+}
+
+static void
+fp_rearm(struct fp *p)
+{
+	cr_assert(unlink(p->release) == 0);
 }
 
 /* The proxy's stats now (caller frees). */
@@ -903,6 +932,159 @@ paths_not_stamps(const struct th_json *doc, const char *list,
 	return n;
 }
 
+/* ---- nginx, Redis ------------------------------------------------------ */
+
+/* The value of NAME=... in a script's output (static). */
+static const char *
+env_line(const struct buf *out, const char *name)
+{
+	static char	 val[256];
+	const char	*p;
+	size_t		 n;
+
+	cr_assert(out->data != NULL && (p = strstr(out->data, name)) != NULL &&
+	    p[strlen(name)] == '=', "no %s= in '%s'", name, out->data);
+	p += strlen(name) + 1;
+	n = strcspn(p, "\n");
+	cr_assert(n < sizeof(val));
+	memcpy(val, p, n);
+	val[n] = '\0';
+	return val;
+}
+
+/* nginx with the shipped prewctl.conf: S3 at s3, serve at serve_port. */
+static void
+nginx_start(const char *s3, int serve_port, char *url, size_t len)
+{
+	const char	*argv[12], *v;
+	char		 serve[32];
+	struct buf	 out, err;
+	int		 rc;
+
+	snprintf(G.nginx_dir, sizeof(G.nginx_dir), "%s/nginx", G.dir);
+	snprintf(serve, sizeof(serve), "127.0.0.1:%d", serve_port);
+	argv[0] = NGINX;
+	argv[1] = "start";
+	argv[2] = G.nginx_dir;
+	argv[3] = "--s3";
+	argv[4] = s3;
+	argv[5] = "--bucket";
+	argv[6] = th_env()->bucket;
+	argv[7] = "--serve";
+	argv[8] = serve;
+	argv[9] = NULL;
+	buf_init(&out, BUF_NOMAX);
+	buf_init(&err, BUF_NOMAX);
+	rc = run_cmd(argv, NULL, &out, &err, 60);
+	cr_assert_eq(rc, 0, "nginx-server start: exit %d: %s", rc, err.data);
+	v = env_line(&out, "PREWCTL_TEST_NGINX");
+	cr_assert(strlen(v) < len);
+	memcpy(url, v, strlen(v) + 1);
+	buf_release(&out);
+	buf_release(&err);
+}
+
+static void
+nginx_stop(void)
+{
+	const char	*argv[] = { NGINX, "stop", "--clean", G.nginx_dir, NULL };
+
+	if (G.nginx_dir[0] == '\0')
+		return;
+	(void)run_cmd(argv, NULL, NULL, NULL, 60);
+	G.nginx_dir[0] = '\0';
+}
+
+/* tests/redis-server CMD on the test's Redis folder; its stdout. */
+static void
+redis_cmd(const char *cmd, struct buf *out)
+{
+	const char	*argv[] = { REDIS, cmd, G.redis_dir, NULL };
+	struct buf	 err;
+	int		 rc;
+
+	buf_init(&err, BUF_NOMAX);
+	rc = run_cmd(argv, NULL, out, &err, 60);
+	cr_assert_eq(rc, 0, "redis-server %s: exit %d: %s", cmd, rc, err.data);
+	buf_release(&err);
+}
+
+/* Start the test's Redis; its redis:// URL into url, its port returned. */
+static int
+redis_start(char *url, size_t len)
+{
+	struct buf	 out;
+	const char	*u;
+	int		 port;
+
+	if (G.redis_dir[0] == '\0')
+		snprintf(G.redis_dir, sizeof(G.redis_dir), "%s/redis", G.dir);
+	buf_init(&out, BUF_NOMAX);
+	redis_cmd("start", &out);
+	u = env_line(&out, "PREWCTL_TEST_REDIS");
+	cr_assert(sscanf(u, "redis://127.0.0.1:%d", &port) == 1, "%s", u);
+	if (url != NULL) {
+		cr_assert(strlen(u) < len);
+		memcpy(url, u, strlen(u) + 1);
+	}
+	buf_release(&out);
+	return port;
+}
+
+static redisContext *
+redis_conn(int port)
+{
+	redisContext	*c = redisConnect("127.0.0.1", port);
+
+	cr_assert(c != NULL && c->err == 0, "cannot reach Redis on %d: %s",
+	    port, c != NULL ? c->errstr : "no memory");
+	return c;
+}
+
+/* PUBSUB NUMSUB channel: how many wait for a holder's word. */
+static long long
+redis_numsub(redisContext *c, const char *channel)
+{
+	redisReply	*r;
+	long long	 n;
+
+	r = redisCommand(c, "PUBSUB NUMSUB %s", channel);
+	cr_assert(r != NULL && r->type == REDIS_REPLY_ARRAY &&
+	    r->elements == 2 && r->element[1]->type == REDIS_REPLY_INTEGER,
+	    "PUBSUB NUMSUB: %s", r == NULL ? c->errstr : "odd reply");
+	n = r->element[1]->integer;
+	freeReplyObject(r);
+	return n;
+}
+
+static long long
+redis_pttl(redisContext *c, const char *key)
+{
+	redisReply	*r;
+	long long	 n;
+
+	r = redisCommand(c, "PTTL %s", key);
+	cr_assert(r != NULL && r->type == REDIS_REPLY_INTEGER, "PTTL: %s",
+	    r == NULL ? c->errstr : "odd reply");
+	n = r->integer;
+	freeReplyObject(r);
+	return n;
+}
+
+static int
+redis_exists(redisContext *c, const char *key)
+{
+	redisReply	*r;
+	int		 n;
+
+	r = redisCommand(c, "EXISTS %s", key);
+	cr_assert(r != NULL && r->type == REDIS_REPLY_INTEGER, "EXISTS: %s",
+	    r == NULL ? c->errstr : "odd reply");
+	n = r->integer == 1;
+	freeReplyObject(r);
+	return n;
+}
+
 /* ---- the suite ------------------------------------------------------------ */
 
 static void
@@ -921,6 +1103,7 @@ setup(void)
 static void
 teardown(void)
 {
+	const char	*argv[] = { REDIS, "stop", "--clean", G.redis_dir, NULL };
 	size_t		 i;
 
 	for (i = 0; i < MAX_SERVES; i++)
@@ -928,6 +1111,9 @@ teardown(void)
 			kill(G.serves[i], SIGKILL);
 			waitpid(G.serves[i], NULL, 0);
 		}
+	nginx_stop();
+	if (G.redis_dir[0] != '\0')
+		(void)run_cmd(argv, NULL, NULL, NULL, 60);
 	if (G.proxy > 0)
 		th_stop_server(&G.proxy);
 	th_rmtree(G.dir);
@@ -1557,6 +1743,601 @@ Test(serve, single_flight)
 	free(pk);
 	free(ok);
 	free(hold);
+	cfg_free(cfg);
+	area_release(&a);
+	s3_client_free(c);
+}
+
+/* ---- 4: behind nginx ------------------------------------------------------ */
+
+/* Lines of nginx's access log that name path. */
+static size_t
+nginx_lines(const char *path, struct buf *lines)
+{
+	char		*log = cat(G.nginx_dir, "/access.log");
+	struct buf	 b;
+	const char	*p, *e;
+	size_t		 n = 0;
+
+	buf_init(&b, BUF_NOMAX);
+	if (access(log, R_OK) == 0)
+		th_read_file(log, &b);
+	for (p = b.data; p != NULL && *p != '\0'; p = *e != '\0' ? e + 1 : e) {
+		e = p + strcspn(p, "\n");
+		if (memmem(p, (size_t)(e - p), path, strlen(path)) == NULL)
+			continue;
+		n++;
+		if (lines != NULL)
+			(void)buf_add(lines, p, (size_t)(e - p + 1));
+	}
+	buf_release(&b);
+	free(log);
+	return n;
+}
+
+/* The last line of text (static). */
+static const char *
+last_line(const struct buf *b)
+{
+	static char	 out[1024];
+	const char	*p;
+	size_t		 n;
+
+	if (b->len == 0)
+		return "";
+	n = b->len - 1;		/* its newline */
+	for (p = b->data + n; p > b->data && p[-1] != '\n'; p--)
+		;
+	n = (size_t)(b->data + n - p);
+	snprintf(out, sizeof(out), "%.*s", (int)n, p);
+	return out;
+}
+
+/*
+ * The shipped contrib/nginx/prewctl.conf in front of serve and of the
+ * bucket (through the counting proxy): a missing preview is made by serve
+ * and stored; the next request is answered by nginx from S3 and never
+ * reaches serve; 50 requests at once for another missing preview make it
+ * once.
+ */
+Test(serve, through_nginx)
+{
+	const char	*opts[] = { "-j", "2", NULL };
+	struct s3_client *c = th_client();
+	struct area	 a;
+	struct fp	 p;
+	struct sv	 s;
+	struct hres	 r, r2;
+	struct batch	*b;
+	struct buf	 stored, lines;
+	struct s3_head	 hd;
+	struct th_json	*doc;
+	char		 ngx[128], presets[128], preset[48], serve_up[48];
+	char		 s3_up[48], log_one[200];
+	char		*cfg, *url, *k1, *k2, *o2, *hold, *stamp;
+	const char	*holds[2], *line;
+	double		 c0;
+	size_t		 i;
+
+	/* nginx serves /prew/ only: the top-level prew/, a preset our own. */
+	area_init(&a, "serve-nginx");
+	free(a.prev);
+	a.prev = strdup("prew/");
+	snprintf(preset, sizeof(preset), "%s", unique_name("ngx"));
+	snprintf(presets, sizeof(presets), "[preset %s]\nwidth = 160\n",
+	    preset);
+	upload(c, &a, "one.jpg", JPEG);
+	upload(c, &a, "many.jpg", JPEG);
+	k1 = prev_key(&a, preset, "one.jpg");
+	k2 = prev_key(&a, preset, "many.jpg");
+	o2 = orig_key(&a, "many.jpg");
+	holds[0] = hold = hold_of(k2);
+	holds[1] = NULL;
+	fp_start(&p, holds);
+	cfg = sv_config(a.src, a.prev, p.endpoint, presets);
+	sv_start(&s, cfg, opts);
+	nginx_start(p.hostport, s.port, ngx, sizeof(ngx));
+	/* "upstream=S3 : SERVE upstream_status=403 : 200" when both asked. */
+	snprintf(serve_up, sizeof(serve_up), " 127.0.0.1:%d ", s.port);
+	snprintf(s3_up, sizeof(s3_up), "upstream=%s ", p.hostport);
+
+	/* Missing: S3 says so, serve makes it. */
+	cr_assert(asprintf(&url, "%s/%s", ngx, k1) > 0);
+	http("GET", url, &r);
+	cr_assert_eq(r.code, 200, "first GET through nginx: %ld %s", r.code,
+	    r.body.data);
+	cr_assert_str_eq(r.ctype, "image/jpeg");
+	cr_assert_eq(image_width(&r.body), 160);
+	get_object(c, k1, &stored, &hd);
+	cr_assert(stored.len == r.body.len && memcmp(stored.data, r.body.data,
+	    stored.len) == 0, "nginx answered other bytes than were stored");
+	buf_release(&stored);
+	s3_head_release(&hd);
+	snprintf(log_one, sizeof(log_one), "GET '%s' 200", k1);
+	WAIT_UNTIL(file_count(s.err, log_one) == 1, 30, "serve did not log "
+	    "the first request: %s", tail_of(s.err));
+	buf_init(&lines, BUF_NOMAX);
+	WAIT_UNTIL(nginx_lines(k1, NULL) == 1, 30, "nginx did not log it");
+	(void)nginx_lines(k1, &lines);
+	line = last_line(&lines);
+	cr_assert(strstr(line, s3_up) != NULL && strstr(line, serve_up) !=
+	    NULL, "the first request did not go to S3, then serve: %s", line);
+	buf_release(&lines);
+
+	/* Stored now: nginx answers from S3, serve never sees it. */
+	http("GET", url, &r2);
+	cr_assert_eq(r2.code, 200);
+	cr_assert(r2.body.len == r.body.len && memcmp(r2.body.data,
+	    r.body.data, r.body.len) == 0, "the second answer differs");
+	buf_init(&lines, BUF_NOMAX);
+	WAIT_UNTIL(nginx_lines(k1, NULL) == 2, 30, "nginx did not log it");
+	(void)nginx_lines(k1, &lines);
+	line = last_line(&lines);
+	cr_assert(strstr(line, s3_up) != NULL && strstr(line,
+	    "upstream_status=200 ") != NULL && strstr(line, serve_up) == NULL,
+	    "the second request was not answered by S3 alone: %s", line);
+	buf_release(&lines);
+	/* A request after it, logged after it: the key still once. */
+	cr_assert_eq(sv_metric(&s, "prewctl_serve_inflight"), 0);
+	WAIT_UNTIL(file_count(s.err, "GET '/metrics'") >= 1, 30,
+	    "serve did not log /metrics");
+	cr_assert_eq(file_count(s.err, log_one), 1, "serve saw the second "
+	    "request: %s", tail_of(s.err));
+	hres_release(&r);
+	hres_release(&r2);
+	free(url);
+
+	/* 50 at once through nginx, the store held until all wait. */
+	c0 = sv_metric(&s, "prewctl_serve_coalesced_total");
+	cr_assert(asprintf(&url, "%s/%s", ngx, k2) > 0);
+	b = batch_new("GET", 0);
+	for (i = 0; i < 50; i++)
+		batch_add(b, url);
+	batch_start(b);
+	WAIT_UNTIL(fp_num(&p, "held") == 1 &&
+	    sv_metric(&s, "prewctl_serve_coalesced_total") == c0 + 49, 60,
+	    "50 requests through nginx did not all wait for one render: "
+	    "held %lld, coalesced %.0f, answered %d", fp_num(&p, "held"),
+	    sv_metric(&s, "prewctl_serve_coalesced_total") - c0,
+	    atomic_load(&b->ndone));
+	fp_release(&p);
+	batch_join(b);
+	get_object(c, k2, &stored, &hd);
+	batch_expect_same(b, &stored, "50 through nginx");
+	doc = fp_stats(&p);
+	cr_assert_eq(paths_of(doc, "get_paths", o2), 1, "the original was "
+	    "read %zu times", paths_of(doc, "get_paths", o2));
+	cr_assert_eq(paths_of(doc, "put_paths", k2), 1, "the preview was "
+	    "stored %zu times", paths_of(doc, "put_paths", k2));
+	th_json_free(doc);
+
+	nginx_stop();
+	sv_stop(&s);
+	/* The shared prew/: what this test wrote there goes. */
+	stamp = cat("prew/.prewctl-stamp-", preset);
+	(void)th_delete_prefix(c, k1);
+	(void)th_delete_prefix(c, k2);
+	(void)th_delete_prefix(c, stamp);
+	free(stamp);
+	sv_release(&s);
+	fp_stop(&p);
+	batch_free(b);
+	buf_release(&stored);
+	s3_head_release(&hd);
+	free(url);
+	free(k1);
+	free(k2);
+	free(o2);
+	free(hold);
+	cfg_free(cfg);
+	area_release(&a);
+	s3_client_free(c);
+}
+
+/* ---- 5, 6: Redis -------------------------------------------------------- */
+
+/* "prewctl:<kind>:<bucket>:<key>": serve/lock.c's names of a key. */
+static char *
+lock_name(const char *kind, const char *key)
+{
+	char	*n;
+
+	cr_assert(asprintf(&n, "prewctl:%s:%s:%s", kind, th_env()->bucket,
+	    key) > 0);
+	return n;
+}
+
+static double
+renders_of(const struct sv *s, size_t n)
+{
+	double	sum = 0;
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		sum += sv_metric(&s[i], "prewctl_serve_renders_total");
+	return sum;
+}
+
+/*
+ * Two instances sharing one Redis: 20 requests to each at once for one
+ * key make one render between them (the holder's store held at the proxy
+ * until the other instance waits on the key's channel). With Redis
+ * stopped, both go on alone and say redis_up 0; with Redis back, redis_up
+ * is 1 again.
+ */
+Test(serve, two_instances_one_redis)
+{
+	struct s3_client *c = th_client();
+	struct area	 a;
+	struct fp	 p;
+	struct sv	 s[2];
+	struct batch	*b;
+	struct buf	 stored;
+	struct s3_head	 hd;
+	struct th_json	*doc;
+	redisContext	*rc;
+	char		 rurl[96];
+	char		*cfg, *ks, *os, *hs, *chs, *url;
+	const char	*holds[2], *opts[5];
+	double		 dl;
+	size_t		 i, j;
+	int		 rport, up;
+
+	area_init(&a, "serve-redis");
+	upload(c, &a, "k-shared.jpg", JPEG);
+	upload(c, &a, "d-a.jpg", TINY);
+	upload(c, &a, "d-b.jpg", TINY);
+	ks = prev_key(&a, "small", "k-shared.jpg");
+	os = orig_key(&a, "k-shared.jpg");
+	holds[0] = hs = hold_of(ks);
+	holds[1] = NULL;
+	fp_start(&p, holds);
+	rport = redis_start(rurl, sizeof(rurl));
+	rc = redis_conn(rport);
+	cfg = sv_config(a.src, a.prev, p.endpoint, "[preset small]\n"
+	    "width = 120\n");
+	opts[0] = "-j";
+	opts[1] = "2";
+	opts[2] = "--redis";
+	opts[3] = rurl;
+	opts[4] = NULL;
+	sv_start(&s[0], cfg, opts);
+	sv_start(&s[1], cfg, opts);
+	chs = lock_name("done", ks);
+
+	/* 20 + 20 at once: one render, one store. */
+	b = batch_new("GET", 0);
+	for (i = 0; i < 20; i++)
+		for (j = 0; j < 2; j++) {
+			batch_add(b, url = sv_url(&s[j], ks));
+			free(url);
+		}
+	batch_start(b);
+	WAIT_UNTIL(fp_num(&p, "held") == 1 && redis_numsub(rc, chs) == 1 &&
+	    sv_metric(&s[0], "prewctl_serve_coalesced_total") == 19 &&
+	    sv_metric(&s[1], "prewctl_serve_coalesced_total") == 19, 60,
+	    "not one holder and one waiter: held %lld, subscribers %lld, "
+	    "coalesced %.0f and %.0f, answered %d", fp_num(&p, "held"),
+	    redis_numsub(rc, chs),
+	    sv_metric(&s[0], "prewctl_serve_coalesced_total"),
+	    sv_metric(&s[1], "prewctl_serve_coalesced_total"),
+	    atomic_load(&b->ndone));
+	fp_release(&p);
+	batch_join(b);
+	get_object(c, ks, &stored, &hd);
+	batch_expect_same(b, &stored, "two instances");
+	buf_release(&stored);
+	s3_head_release(&hd);
+	batch_free(b);
+	cr_assert_eq(renders_of(s, 2), 1, "%.0f renders between the two "
+	    "instances", renders_of(s, 2));
+	doc = fp_stats(&p);
+	cr_assert_eq(paths_of(doc, "put_paths", ks), 1, "stored %zu times",
+	    paths_of(doc, "put_paths", ks));
+	cr_assert_eq(paths_of(doc, "get_paths", os), 1, "the original was "
+	    "read %zu times", paths_of(doc, "get_paths", os));
+	th_json_free(doc);
+	for (j = 0; j < 2; j++)
+		cr_assert_eq(sv_metric(&s[j], "prewctl_serve_redis_up"), 1);
+
+	/* Redis gone: each goes on alone. */
+	redisFree(rc);
+	redis_cmd("stop", NULL);
+	for (j = 0; j < 2; j++) {
+		url = preview_url(&s[j], &a, "small", j == 0 ? "d-a.jpg" :
+		    "d-b.jpg");
+		cr_assert_eq(http_code("GET", url), 200, "instance %zu without "
+		    "Redis", j);
+		free(url);
+		cr_assert_eq(sv_metric(&s[j], "prewctl_serve_redis_up"), 0,
+		    "instance %zu: redis_up with Redis stopped", j);
+	}
+
+	/*
+	 * Back on its port: redis_up 1 again. First with /metrics alone
+	 * (the gauge says whether Redis answers, not whether a render
+	 * asked lately), then with requests that take the lock.
+	 */
+	redis_start(NULL, 0);
+	rc = redis_conn(rport);
+	dl = th_now() + 5;
+	do {
+		up = (sv_metric(&s[0], "prewctl_serve_redis_up") == 1) +
+		    (sv_metric(&s[1], "prewctl_serve_redis_up") == 1);
+		if (up < 2)
+			nap_ms(100);
+	} while (up < 2 && th_now() < dl);
+	cr_expect_eq(up, 2, "Redis back for 5 s, no preview asked: "
+	    "redis_up still 0 on %d of 2 idle instances", 2 - up);
+	dl = th_now() + 20;
+	for (up = 0; up < 2;) {
+		cr_assert(th_now() < dl, "redis_up did not come back to 1 in "
+		    "20 s of requests: %.0f and %.0f",
+		    sv_metric(&s[0], "prewctl_serve_redis_up"),
+		    sv_metric(&s[1], "prewctl_serve_redis_up"));
+		for (up = 0, j = 0; j < 2; j++) {
+			url = preview_url(&s[j], &a, "small", j == 0 ?
+			    "d-a.jpg" : "d-b.jpg");
+			cr_assert_eq(http_code("GET", url), 200);
+			free(url);
+			up += sv_metric(&s[j], "prewctl_serve_redis_up") == 1;
+		}
+		if (up < 2)
+			nap_ms(100);
+	}
+
+	sv_stop(&s[0]);
+	sv_stop(&s[1]);
+	redisFree(rc);
+	sv_release(&s[0]);
+	sv_release(&s[1]);
+	fp_stop(&p);
+	free(ks);
+	free(os);
+	free(hs);
+	free(chs);
+	cfg_free(cfg);
+	area_release(&a);
+	s3_client_free(c);
+}
+
+/*
+ * Redis restarted while serve was idle (a night's maintenance): every
+ * connection serve holds to it is dead, and Redis answers again. The next
+ * key asked of both instances at once is still made once between them,
+ * and redis_up stays 1. -j 1 --max-queue 1: two flight threads per
+ * instance, both connected before the restart (one key held at its
+ * store, the next taking its lock while it waits for the worker).
+ */
+Test(serve, redis_restart_while_idle)
+{
+	struct s3_client *c = th_client();
+	struct area	 a;
+	struct fp	 p;
+	struct sv	 s[2];
+	struct batch	*b[4], *again;
+	struct buf	 stored;
+	struct s3_head	 hd;
+	struct th_json	*doc;
+	redisContext	*rc;
+	char		 rurl[96], rel[32];
+	char		*cfg, *k[4], *lk[4], *kg, *hw[2], *hg, *chg, *url;
+	const char	*holds[4], *opts[7];
+	double		 r0;
+	size_t		 i, j;
+	int		 rport;
+
+	area_init(&a, "serve-restart");
+	for (i = 0; i < 4; i++) {
+		snprintf(rel, sizeof(rel), "w%zu.jpg", i);
+		upload(c, &a, rel, JPEG);
+		k[i] = prev_key(&a, "small", rel);
+		lk[i] = lock_name("lock", k[i]);
+	}
+	upload(c, &a, "again.jpg", JPEG);
+	kg = prev_key(&a, "small", "again.jpg");
+	chg = lock_name("done", kg);
+	/* w0 (instance 0) and w2 (instance 1) held at their store. */
+	holds[0] = hw[0] = hold_of(k[0]);
+	holds[1] = hw[1] = hold_of(k[2]);
+	holds[2] = hg = hold_of(kg);
+	holds[3] = NULL;
+	fp_start(&p, holds);
+	rport = redis_start(rurl, sizeof(rurl));
+	rc = redis_conn(rport);
+	cfg = sv_config(a.src, a.prev, p.endpoint, "[preset small]\n"
+	    "width = 120\n");
+	opts[0] = "-j";
+	opts[1] = "1";
+	opts[2] = "--max-queue";
+	opts[3] = "1";
+	opts[4] = "--redis";
+	opts[5] = rurl;
+	opts[6] = NULL;
+	sv_start(&s[0], cfg, opts);
+	sv_start(&s[1], cfg, opts);
+
+	/*
+	 * On each instance, both flight threads take a lock: the first key
+	 * renders and is held at its store (the one worker busy), the
+	 * second, sent once the first's lock is taken, takes its own lock
+	 * and waits for the worker.
+	 */
+	for (j = 0; j < 2; j++)
+		for (i = 2 * j; i < 2 * j + 2; i++) {
+			b[i] = batch_new("GET", 0);
+			batch_add(b[i], url = sv_url(&s[j], k[i]));
+			free(url);
+			batch_start(b[i]);
+			WAIT_UNTIL(atomic_load(&b[i]->done) ||
+			    redis_exists(rc, lk[i]), 30, "no lock taken for %s",
+			    k[i]);
+		}
+	fp_release(&p);
+	for (i = 0; i < 4; i++) {
+		batch_join(b[i]);
+		cr_assert_eq(b[i]->r[0].code, 200, "%s: %ld %s", k[i],
+		    b[i]->r[0].code, b[i]->r[0].body.data);
+		batch_free(b[i]);
+	}
+	for (j = 0; j < 2; j++)
+		cr_assert_eq(sv_metric(&s[j], "prewctl_serve_redis_up"), 1);
+
+	/* Redis restarted, nothing asked meanwhile. */
+	redisFree(rc);
+	redis_cmd("stop", NULL);
+	redis_start(NULL, 0);
+	rc = redis_conn(rport);
+
+	/* One key, both instances: one render between them. */
+	fp_rearm(&p);
+	r0 = renders_of(s, 2);
+	again = batch_new("GET", 0);
+	for (j = 0; j < 2; j++) {
+		batch_add(again, url = sv_url(&s[j], kg));
+		free(url);
+	}
+	batch_start(again);
+	WAIT_UNTIL((fp_num(&p, "held") == 1 && redis_numsub(rc, chg) == 1) ||
+	    fp_num(&p, "held") == 2 || atomic_load(&again->done), 60,
+	    "neither one render nor two: held %lld, subscribers %lld",
+	    fp_num(&p, "held"), redis_numsub(rc, chg));
+	cr_expect(fp_num(&p, "held") == 1 && redis_numsub(rc, chg) == 1,
+	    "Redis restarted while serve was idle, then answering: both "
+	    "instances render the same key (stores held %lld, waiters on its "
+	    "channel %lld); serve: %s", fp_num(&p, "held"),
+	    redis_numsub(rc, chg), tail_of(s[0].err));
+	fp_release(&p);
+	batch_join(again);
+	get_object(c, kg, &stored, &hd);
+	batch_expect_same(again, &stored, "after the restart");
+	cr_expect_eq(renders_of(s, 2) - r0, 1, "%.0f renders of one key "
+	    "after Redis restarted", renders_of(s, 2) - r0);
+	doc = fp_stats(&p);
+	cr_expect_eq(paths_of(doc, "put_paths", kg), 1, "stored %zu times "
+	    "after Redis restarted", paths_of(doc, "put_paths", kg));
+	th_json_free(doc);
+	for (j = 0; j < 2; j++)
+		cr_expect_eq(sv_metric(&s[j], "prewctl_serve_redis_up"), 1,
+		    "instance %zu: redis_up 0 with Redis answering", j);
+
+	sv_stop(&s[0]);
+	sv_stop(&s[1]);
+	redisFree(rc);
+	batch_free(again);
+	buf_release(&stored);
+	s3_head_release(&hd);
+	sv_release(&s[0]);
+	sv_release(&s[1]);
+	fp_stop(&p);
+	for (i = 0; i < 4; i++) {
+		free(k[i]);
+		free(lk[i]);
+	}
+	free(kg);
+	free(hw[0]);
+	free(hw[1]);
+	free(hg);
+	free(chg);
+	cfg_free(cfg);
+	area_release(&a);
+	s3_client_free(c);
+}
+
+/*
+ * A holder that died: its lock (set here, PX 3000) is in Redis and no one
+ * will publish. serve waits for the lock to run out without reading the
+ * storage for the key meanwhile (checked at the proxy each time the lock
+ * is still there), then makes the preview: 200 within the TTL and a few
+ * seconds.
+ */
+Test(serve, dead_holder)
+{
+	struct s3_client *c = th_client();
+	struct area	 a;
+	struct fp	 p;
+	struct sv	 s;
+	struct batch	*b;
+	struct th_json	*doc;
+	redisContext	*rc;
+	redisReply	*rep;
+	char		 rurl[96];
+	char		*cfg, *pk, *ok, *lock, *url;
+	const char	*opts[3], *ex = "";
+	double		 t0, t_free = 0;
+	long long	 pttl;
+	size_t		 reads;
+	int		 done, polls = 0;
+
+	area_init(&a, "serve-dead");
+	upload(c, &a, "dead.jpg", JPEG);
+	pk = prev_key(&a, "small", "dead.jpg");
+	ok = orig_key(&a, "dead.jpg");
+	fp_start(&p, NULL);
+	(void)redis_start(rurl, sizeof(rurl));
+	rc = redis_conn(atoi(strrchr(rurl, ':') + 1));
+	cfg = sv_config(a.src, a.prev, p.endpoint, "[preset small]\n"
+	    "width = 120\n");
+	opts[0] = "--redis";
+	opts[1] = rurl;
+	opts[2] = NULL;
+	sv_start(&s, cfg, opts);
+
+	lock = lock_name("lock", pk);
+	rep = redisCommand(rc, "SET %s x PX 3000", lock);
+	t0 = th_now();
+	cr_assert(rep != NULL && rep->type == REDIS_REPLY_STATUS,
+	    "SET the lock: %s", rep == NULL ? rc->errstr : "odd reply");
+	freeReplyObject(rep);
+	url = sv_url(&s, pk);
+	b = batch_new("GET", 0);
+	batch_add(b, url);
+	batch_start(b);
+	for (;;) {
+		/* Read first: if the lock is there after, it was then. */
+		doc = fp_stats(&p);
+		done = atomic_load(&b->done);
+		if ((pttl = redis_pttl(rc, lock)) < 0) {
+			th_json_free(doc);
+			t_free = th_now();
+			break;
+		}
+		reads = paths_not_stamps(doc, "get_paths", &ex) +
+		    paths_not_stamps(doc, "head_paths", &ex);
+		cr_assert_eq(reads, 0, "serve read %s while the dead holder's "
+		    "lock had %lld ms left", ex, pttl);
+		cr_assert(!done, "answered %ld while the lock had %lld ms left",
+		    b->r[0].code, pttl);
+		th_json_free(doc);
+		polls++;
+		cr_assert(th_now() - t0 < 10, "the lock (PX 3000) is still there");
+		nap_ms(50);
+	}
+	cr_assert(pttl == -2, "PTTL %lld", pttl);
+	cr_assert(polls > 10, "the lock ran out before the request was "
+	    "watched");
+	batch_join(b);
+	cr_assert_eq(b->r[0].code, 200, "after the lock ran out: %ld %s",
+	    b->r[0].code, b->r[0].body.data);
+	cr_assert(b->r[0].t_done - t0 < 3 + 5, "answered %.1f s after a lock "
+	    "of 3 s", b->r[0].t_done - t0);
+	cr_log_info("serve: lock of 3 s gone after %.2f s, answered after "
+	    "%.2f s", t_free - t0, b->r[0].t_done - t0);
+	cr_assert(exists(c, pk));
+	doc = fp_stats(&p);
+	cr_assert_eq(paths_of(doc, "get_paths", ok), 1);
+	cr_assert_eq(paths_of(doc, "put_paths", pk), 1);
+	th_json_free(doc);
+
+	sv_stop(&s);
+	redisFree(rc);
+	batch_free(b);
+	sv_release(&s);
+	fp_stop(&p);
+	free(url);
+	free(lock);
+	free(pk);
+	free(ok);
 	cfg_free(cfg);
 	area_release(&a);
 	s3_client_free(c);
