@@ -337,7 +337,7 @@ keep_books(const struct maker *mk, struct store_conn *conn, struct job *j,
 		if (p->state == PS_STALE_ORIGINAL && !p->storage &&
 		    delete_one(conn, p->key.data, &err) == STORE_OK)
 			p->removed = 1;
-		if (n > 0 && (size_t)n < sizeof(body) &&
+		if (!mk->no_marks && n > 0 && (size_t)n < sizeof(body) &&
 		    mark_key(mk, j, p, mark) == 0 && store_put(conn,
 		    mark->data, body, (size_t)n, &po, &err) == STORE_OK) {
 			p->mark_written = 1;

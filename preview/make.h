@@ -41,6 +41,9 @@ struct maker {
 	const char			*acl;
 	struct render_limits		 limits;
 	struct guard			*guard;		/* NULL: unchecked */
+	int				 no_marks;	/* serve: a failure is
+							   answered, not
+							   recorded */
 };
 
 enum make_result {

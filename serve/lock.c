@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ struct lock_server {
 	struct timespec	 retry_at;	/* while down */
 	void		(*on_change)(void *, int, const char *);
 	void		*arg;
+	redisContext	*probe;		/* lock_server_check's own */
 };
 
 struct lock_conn {
@@ -109,6 +111,8 @@ lock_server_free(struct lock_server *s)
 {
 	if (s == NULL)
 		return;
+	if (s->probe != NULL)
+		redisFree(s->probe);
 	pthread_mutex_destroy(&s->mtx);
 	free(s->host);
 	free(s);
@@ -265,6 +269,67 @@ broken(struct lock_conn *lc, redisReply *r)
 	note(lc->srv, 0, why);
 }
 
+/*
+ * A command on lc's context, connecting when there is none; NULL when
+ * Redis does not answer (then marked down). A context that worked before
+ * finds its connection closed after a Redis restart: the command never
+ * ran, so it goes once more on a new connection before Redis counts as
+ * down. A timeout is not retried: the command may have run.
+ */
+static redisReply *
+command(struct lock_conn *lc, const char *fmt, ...)
+{
+	va_list		 ap, aq;
+	redisReply	*r = NULL;
+	int		 attempt, fresh, closed;
+
+	va_start(ap, fmt);
+	for (attempt = 0; attempt < 2; attempt++) {
+		fresh = lc->c == NULL;
+		if (ensure(lc) != 0)
+			break;
+		va_copy(aq, ap);
+		r = redisvCommand(lc->c, fmt, aq);
+		va_end(aq);
+		if (r != NULL && r->type != REDIS_REPLY_ERROR)
+			break;
+		closed = r == NULL && (lc->c->err == REDIS_ERR_EOF ||
+		    (lc->c->err == REDIS_ERR_IO && (errno == EPIPE ||
+		    errno == ECONNRESET)));
+		if (fresh || !closed || attempt == 1) {
+			broken(lc, r);
+			r = NULL;
+			break;
+		}
+		redisFree(lc->c);
+		lc->c = NULL;
+	}
+	va_end(ap);
+	return r;
+}
+
+int
+lock_server_check(struct lock_server *s)
+{
+	redisReply	*r;
+
+	if (s->probe == NULL && (s->probe = connect_(s)) == NULL)
+		return 0;
+	r = redisCommand(s->probe, "PING");
+	if (r != NULL && r->type != REDIS_REPLY_ERROR) {
+		freeReplyObject(r);
+		note(s, 1, "answers again");
+		return 1;
+	}
+	note(s, 0, r != NULL ? r->str : s->probe->errstr[0] != '\0' ?
+	    s->probe->errstr : "no answer");
+	if (r != NULL)
+		freeReplyObject(r);
+	redisFree(s->probe);
+	s->probe = NULL;
+	return 0;
+}
+
 /* "prewctl:<kind>:<name>", binary-safe, into a new buffer. */
 static char *
 redis_key(const char *kind, const char *name, size_t nlen, size_t *klen)
@@ -291,21 +356,16 @@ lock_take(struct lock_conn *lc, const char *name, size_t nlen, long ttl_ms,
 	size_t		 klen, i;
 	char		*key;
 
-	if (ensure(lc) != 0)
-		return LOCK_DOWN;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return LOCK_DOWN;
 	for (i = 0; i < sizeof(rnd); i++)
 		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
 	if ((key = redis_key("prewctl:lock:", name, nlen, &klen)) == NULL)
 		return LOCK_DOWN;
-	r = redisCommand(lc->c, "SET %b %s NX PX %ld", key, klen, token,
-	    ttl_ms);
+	r = command(lc, "SET %b %s NX PX %ld", key, klen, token, ttl_ms);
 	free(key);
-	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-		broken(lc, r);
+	if (r == NULL)
 		return LOCK_DOWN;
-	}
 	res = r->type == REDIS_REPLY_STATUS ? LOCK_TAKEN : LOCK_HELD;
 	freeReplyObject(r);
 	return res;
@@ -319,15 +379,11 @@ lock_release(struct lock_conn *lc, const char *name, size_t nlen,
 	size_t		 klen;
 	char		*key;
 
-	if (ensure(lc) != 0 ||
-	    (key = redis_key("prewctl:lock:", name, nlen, &klen)) == NULL)
+	if ((key = redis_key("prewctl:lock:", name, nlen, &klen)) == NULL)
 		return;
-	r = redisCommand(lc->c, "EVAL %s 1 %b %s", release_lua, key, klen,
-	    token);
+	r = command(lc, "EVAL %s 1 %b %s", release_lua, key, klen, token);
 	free(key);
-	if (r == NULL || r->type == REDIS_REPLY_ERROR)
-		broken(lc, r);
-	else
+	if (r != NULL)
 		freeReplyObject(r);
 }
 
@@ -339,14 +395,11 @@ lock_publish(struct lock_conn *lc, const char *name, size_t nlen,
 	size_t		 klen;
 	char		*ch;
 
-	if (ensure(lc) != 0 ||
-	    (ch = redis_key("prewctl:done:", name, nlen, &klen)) == NULL)
+	if ((ch = redis_key("prewctl:done:", name, nlen, &klen)) == NULL)
 		return;
-	r = redisCommand(lc->c, "PUBLISH %b %s", ch, klen, msg);
+	r = command(lc, "PUBLISH %b %s", ch, klen, msg);
 	free(ch);
-	if (r == NULL || r->type == REDIS_REPLY_ERROR)
-		broken(lc, r);
-	else
+	if (r != NULL)
 		freeReplyObject(r);
 }
 
@@ -376,9 +429,10 @@ lock_wait(struct lock_conn *lc, const char *name, size_t nlen, char *msg,
 		goto out;
 	}
 	freeReplyObject(r);
-	r = redisCommand(lc->c, "PTTL %b", key, klen);
+	r = command(lc, "PTTL %b", key, klen);
 	if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
-		broken(lc, r);
+		if (r != NULL)
+			broken(lc, r);
 		r = NULL;
 		goto out;
 	}

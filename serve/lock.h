@@ -34,6 +34,12 @@ struct lock_server *lock_server_new(const char *url, char *err, size_t len);
 void		 lock_server_free(struct lock_server *);
 /* 1 while Redis answers, 0 after it failed, until it answers again. */
 int		 lock_server_up(struct lock_server *);
+/*
+ * Ask Redis whether it answers (PING, on a connection of the server's
+ * own: one thread only), so that lock_server_up is true of an idle
+ * process too; 1 when it does.
+ */
+int		 lock_server_check(struct lock_server *);
 /* Called (serialised) when Redis goes down or comes back, with why. */
 void		 lock_server_on_change(struct lock_server *,
 		    void (*fn)(void *arg, int up, const char *why), void *arg);

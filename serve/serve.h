@@ -71,7 +71,10 @@ struct server	*serve_start(const struct serve_params *, struct config *cfg,
  */
 int		 serve_reload(struct server *, struct config *cfg, char *err,
 		    size_t);
-/* Now and then from the main thread: frees what the old configurations held. */
+/*
+ * Once a second or so from the main thread: asks Redis whether it answers,
+ * frees what old configurations held.
+ */
 void		 serve_tick(struct server *);
 /* Stop taking connections, finish the flights, answer every waiter, stop. */
 void		 serve_stop(struct server *);

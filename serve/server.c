@@ -46,11 +46,11 @@
 
 #define TABLE_SIZE	1024
 #define MAX_URL		4096		/* a preview key is at most 1024 */
-#define CODES		10
+#define CODES		9
 #define GUARD_MS	(30 * 1000)	/* stamps checked at least this often */
 
 static const unsigned	codes[CODES] = {
-	200, 400, 404, 405, 414, 422, 500, 502, 503, 0
+	200, 400, 404, 405, 422, 500, 502, 503, 0
 };
 static const double	buckets[] = {
 	0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
@@ -112,7 +112,7 @@ struct server {
 	pthread_cond_t		 cv;		/* the queue; the drain */
 	struct flight		*table[TABLE_SIZE];
 	struct flight		*qhead, *qtail;
-	size_t			 queued;	/* waiting for a flight thread */
+	size_t			 active;	/* flights in the table */
 	size_t			 inflight;	/* flights alive */
 	struct site		*site;
 	struct site		*dead;
@@ -324,6 +324,7 @@ site_new(struct server *srv, struct config *cfg, enum serve_fail *fail,
 		if (!guard_may_store(s->guard, i))
 			site_lost(s, i, 1);
 	engine_maker(&s->eng, s->guard, &s->mk);
+	s->mk.no_marks = 1;	/* a 422 stores nothing (prewctl(1)) */
 	memset(&wp, 0, sizeof(wp));
 	wp.maker = &s->mk;
 	wp.nworkers = srv->p.workers;
@@ -603,6 +604,7 @@ complete(struct server *srv, struct flight *f)
 			break;
 		}
 	f->done = 1;
+	srv->active--;
 	w = f->waiters;
 	f->waiters = NULL;
 	for (next = w; next != NULL; next = next->next)
@@ -641,7 +643,6 @@ flight_main(void *arg)
 		srv->qhead = f->qnext;
 		if (srv->qhead == NULL)
 			srv->qtail = NULL;
-		srv->queued--;
 		pthread_mutex_unlock(&srv->mtx);
 		run_flight(srv, lc, f);
 		complete(srv, f);
@@ -776,7 +777,9 @@ join(struct server *srv, struct req *r, struct site *s, size_t preset,
 	if (f != NULL) {
 		srv->coalesced++;
 	} else {
-		if (srv->queued >= (size_t)srv->p.max_queue || srv->stopping)
+		/* N render, max_queue wait: one flight thread each. */
+		if (srv->active >= (size_t)(srv->p.workers +
+		    srv->p.max_queue) || srv->stopping)
 			return answer_text(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 			    "busy: too many previews waiting\n");
 		if ((f = calloc(1, sizeof(*f))) == NULL ||
@@ -799,7 +802,7 @@ join(struct server *srv, struct req *r, struct site *s, size_t preset,
 		else
 			srv->qhead = f;
 		srv->qtail = f;
-		srv->queued++;
+		srv->active++;
 		srv->inflight++;
 		pthread_cond_broadcast(&srv->cv);
 	}
@@ -831,7 +834,7 @@ start_request(struct server *srv, struct req *r, const char *url)
 	if (strcmp(url, "/metrics") == 0)
 		return answer_metrics(srv, r);
 	if (strlen(url) > MAX_URL)
-		return answer_text(r, MHD_HTTP_URI_TOO_LONG, "URI too long\n");
+		return answer_text(r, MHD_HTTP_BAD_REQUEST, "key too long\n");
 	buf_init(&key, KEY_MAX + 1);
 	buf_init(&orig, BUF_NOMAX);
 	if (decode_path(url, &key) != 0) {
@@ -976,7 +979,7 @@ metrics_text(struct server *srv, struct buf *b)
 	buf_addf(b, "prewctl_serve_requests_total{code=\"other\"} %llu\n",
 	    (unsigned long long)srv->requests[i]);
 	metric_head(b, "prewctl_serve_renders_total", "counter",
-	    "Previews made by this process.");
+	    "Renders this process ran, whatever their result.");
 	buf_addf(b, "prewctl_serve_renders_total %llu\n",
 	    (unsigned long long)srv->renders);
 	metric_head(b, "prewctl_serve_coalesced_total", "counter",
@@ -1084,8 +1087,22 @@ serve_start(const struct serve_params *p, struct config *cfg,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
 	    MHD_OPTION_END);
 	if (srv->mhd == NULL) {
+		int	save = errno;
+		char	host[INET6_ADDRSTRLEN];
+		const struct sockaddr_in6 *a6 = (const void *)&srv->p.addr;
+		const struct sockaddr_in *a4 = (const void *)&srv->p.addr;
+
 		*fail = SERVE_LISTEN;
-		snprintf(err, len, "cannot listen: %s", strerror(errno));
+		if (a6->sin6_family == AF_INET6)
+			snprintf(err, len, "cannot listen on [%s]:%u: %s",
+			    inet_ntop(AF_INET6, &a6->sin6_addr, host,
+			    sizeof(host)), ntohs(a6->sin6_port),
+			    strerror(save));
+		else
+			snprintf(err, len, "cannot listen on %s:%u: %s",
+			    inet_ntop(AF_INET, &a4->sin_addr, host,
+			    sizeof(host)), ntohs(a4->sin_port),
+			    strerror(save));
 		goto fail;
 	}
 	return srv;
@@ -1131,6 +1148,8 @@ serve_tick(struct server *srv)
 {
 	struct site	*dead, *next;
 
+	if (srv->redis != NULL)
+		(void)lock_server_check(srv->redis);
 	pthread_mutex_lock(&srv->mtx);
 	dead = srv->dead;
 	srv->dead = NULL;
