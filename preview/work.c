@@ -1,8 +1,9 @@
 /*
  * work: see work.h.
  *
- * Three queues of jobs, all of the same shape: `in` (from work_push, 2N),
- * `fetched` (WORK_PREFETCH * N) and `rendered` (N). A stage's thread takes
+ * Three queues of jobs, all of the same shape: `in` (from work_push,
+ * as long as the fetchers are many), `fetched` (WORK_PREFETCH * N) and
+ * `rendered` (as long as the uploaders are many). A stage's thread takes
  * from its queue, runs its step, and puts the job on the next queue, or
  * hands it to `done` after the last step. A queue closes when every
  * thread of the stage before it has ended, so the stages drain in order.
@@ -38,6 +39,7 @@ struct work {
 	pthread_t		*threads;
 	struct store_conn	**conns;	/* fetchers' then uploaders' */
 	int			 nthreads;
+	int			 nconns;
 };
 
 struct thread_arg {
@@ -259,7 +261,11 @@ work_start(const struct work_params *p)
 {
 	struct work	*w;
 	int		 n = p->nworkers > 0 ? p->nworkers : 1, i, s;
+	int		 count[ST_COUNT];
 
+	count[ST_FETCH] = n * WORK_FETCHERS;
+	count[ST_RENDER] = n;
+	count[ST_STORE] = n * WORK_STORERS;
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
 	w->p = *p;
@@ -267,23 +273,25 @@ work_start(const struct work_params *p)
 	pthread_mutex_init(&w->mtx, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	pthread_mutex_init(&w->report_mtx, NULL);
-	w->threads = calloc((size_t)n * ST_COUNT, sizeof(*w->threads));
-	w->conns = calloc((size_t)n * 2, sizeof(*w->conns));
+	w->nconns = count[ST_FETCH] + count[ST_STORE];
+	w->threads = calloc((size_t)(w->nconns + n), sizeof(*w->threads));
+	w->conns = calloc((size_t)w->nconns, sizeof(*w->conns));
 	if (w->threads == NULL || w->conns == NULL ||
-	    queue_init(&w->q[ST_FETCH], (size_t)n * 2) != 0 ||
+	    queue_init(&w->q[ST_FETCH], (size_t)count[ST_FETCH]) != 0 ||
 	    queue_init(&w->q[ST_RENDER], (size_t)n * WORK_PREFETCH) != 0 ||
-	    queue_init(&w->q[ST_STORE], (size_t)n) != 0)
+	    queue_init(&w->q[ST_STORE], (size_t)count[ST_STORE]) != 0)
 		goto fail;
-	for (i = 0; i < n * 2; i++) {
+	for (i = 0; i < w->nconns; i++) {
 		if ((w->conns[i] = store_conn_new(p->maker->store)) == NULL)
 			goto fail;
 		store_conn_set_cancel(w->conns[i], p->cancel);
 	}
+	/* The last stage first, so that no job waits for a missing thread. */
 	for (s = ST_STORE; s >= ST_FETCH; s--)
-		for (i = 0; i < n; i++)
+		for (i = 0; i < count[s]; i++)
 			if (start_thread(w, (enum stage)s, s == ST_FETCH ?
-			    w->conns[i] : s == ST_STORE ? w->conns[n + i] :
-			    NULL) != 0)
+			    w->conns[i] : s == ST_STORE ?
+			    w->conns[count[ST_FETCH] + i] : NULL) != 0)
 				goto fail;
 	return w;
 fail:
@@ -329,7 +337,7 @@ work_finish(struct work *w, struct s3_stats *reqs)
 	pthread_mutex_unlock(&w->mtx);
 	for (i = 0; i < w->nthreads; i++)
 		pthread_join(w->threads[i], NULL);
-	for (i = 0; w->conns != NULL && i < w->p.nworkers * 2; i++) {
+	for (i = 0; w->conns != NULL && i < w->nconns; i++) {
 		if (w->conns[i] != NULL && reqs != NULL)
 			store_conn_stats(w->conns[i], reqs);
 		store_conn_free(w->conns[i]);

@@ -1,16 +1,18 @@
 /*
  * work: the pool that makes previews, for generate and for serve.
  *
- * Jobs (make.h) go through three stages, each run by N threads: fetchers
- * read originals, renderers make the previews, uploaders write them and do
- * the bookkeeping. Bounded queues link the stages, so the next originals
- * are on their way while the current ones decode, and the uploads of one
- * image overlap the decoding of the next; work_push blocks while the first
- * queue is full, so listing never runs far ahead of the workers.
+ * Jobs (make.h) go through three stages: fetchers read originals, N
+ * renderers make the previews, uploaders write them and do the
+ * bookkeeping. Bounded queues link the stages, so the next originals are
+ * on their way while the current ones decode, and the uploads of one image
+ * overlap the decoding of the next; work_push blocks while the first queue
+ * is full, so listing never runs far ahead of the workers. A storage far
+ * away (S3: tens of milliseconds a request) is why there are more fetchers
+ * and uploaders than renderers: a renderer never waits for a round trip.
  *
  * Memory: an original is held from its fetch to the end of its render: at
- * most N being fetched, WORK_PREFETCH * N waiting, and N being rendered,
- * each at most max_bytes.
+ * most WORK_FETCHERS * N being fetched, WORK_PREFETCH * N waiting, and N
+ * being rendered, each at most max_bytes. Uploaders hold previews only.
  *
  * Each finished job is handed to the done callback (under the pool's
  * report lock, so the caller's counters need no lock of their own), which
@@ -26,8 +28,10 @@
 
 #include "make.h"
 
-/* Originals fetched ahead, per worker. */
-#define WORK_PREFETCH 1
+/* Per worker (renderer), chosen by measurement (README, Performance). */
+#define WORK_FETCHERS	2	/* originals being read */
+#define WORK_PREFETCH	1	/* read, waiting for a renderer */
+#define WORK_STORERS	4	/* jobs being written */
 
 typedef void	(*work_done_fn)(void *arg, struct job *);
 

@@ -841,3 +841,32 @@ Test(scale, bad_time_limits_exit_2, .init = setup_dir)
 		th_run_release(&r);
 	}
 }
+
+/* ---- far from S3 ----------------------------------------------------------- */
+
+/*
+ * With one renderer and every GET of an original slowed down, the next
+ * originals are read while one is rendered: the proxy sees more than one
+ * GET at once. A worker that fetched, then rendered, would show one.
+ */
+Test(scale, originals_download_while_one_renders)
+{
+	struct th_json	*j;
+	struct th_run	 r;
+	const char	*cfg;
+	int		 n = 6;
+
+	put_originals(0, n);
+	th_proxy_start(&T.px, (const char *const []){ "--delay-get", "300",
+	    NULL });
+	cfg = config(T.px.endpoint, "[preset s]\nwidth = 48\n");
+	PREWCTL(&r, "-c", cfg, "generate", "-j", "1", "--json");
+	th_expect_exit(&r, 0, "generate -j 1");
+	th_run_release(&r);
+	j = th_proxy_stats(&T.px);
+	cr_assert_eq(th_json_num(j, "requests.GET"), n);
+	cr_assert_geq(th_json_num(j, "in_flight_max.GET"), 2,
+	    "one renderer, and never two originals on their way at once");
+	th_json_free(j);
+	cr_assert_eq(th_count(T.c, key("prew/s/", "")), (size_t)n);
+}
