@@ -9,6 +9,7 @@
  * last check. Results come back through gen_done under the pool's report
  * lock.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,8 @@ struct gen_counts {
 	uint64_t	 to_make;
 	uint64_t	 generated;
 	uint64_t	 failed;
-	uint64_t	 skipped;
+	uint64_t	 skipped;	/* by the pool */
+	uint64_t	 too_long;	/* by the listing: no key for it */
 	uint64_t	 removed;	/* stale previews of non-images */
 	uint64_t	 verified;	/* --verify: fresh and right */
 	uint64_t	 bytes;
@@ -63,7 +65,8 @@ struct gen {
 	struct gen_counts	*c;		/* per preset */
 	struct json		*json;
 	int			 progress;
-	uint64_t		 todo;		/* previews queued */
+	_Atomic uint64_t	 todo;		/* previews queued (read by
+						   the pool's progress) */
 	uint64_t		 done;		/* previews with a result */
 	uint64_t		 nfailed, nlost_skips, nmarked;
 	int			 nomem;
@@ -226,7 +229,7 @@ gen_item(void *arg, const struct diff_item *it)
 		    s == PS_FRESH))
 			continue;
 		if (key_too_long(g, i, it->rel)) {
-			g->c[i].skipped++;
+			g->c[i].too_long++;
 			cmd_report("cannot make preview '%s' of '%s': its key "
 			    "would be longer than 1024 bytes",
 			    g->eng.presets[i]->name, it->source->key);
@@ -372,7 +375,7 @@ print_json(struct gen *g, const struct diff_result *res,
 		json_ku64(j, "to_make", c->to_make);
 		json_ku64(j, "generated", c->generated);
 		json_ku64(j, "failed", c->failed);
-		json_ku64(j, "skipped", c->skipped);
+		json_ku64(j, "skipped", c->skipped + c->too_long);
 		json_ku64(j, "removed", c->removed);
 		json_ku64(j, "bytes", c->bytes);
 		if (g->o.verify)
@@ -403,7 +406,8 @@ write_metrics(struct gen *g, int code)
 		memcpy(m->states[i], g->c[i].state, sizeof(m->states[i]));
 		m->results[i][M_GENERATED] = g->c[i].generated;
 		m->results[i][M_FAILED] = g->c[i].failed;
-		m->results[i][M_SKIPPED] = g->c[i].skipped;
+		m->results[i][M_SKIPPED] = g->c[i].skipped +
+		    g->c[i].too_long;
 		m->results[i][M_DELETED] = g->c[i].removed;
 	}
 	if (g->c != NULL && (m->states == NULL || m->results == NULL))

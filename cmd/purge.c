@@ -368,7 +368,8 @@ run(struct purge *p, const struct cmd_args *a)
 	}
 	if (args_has(a, OPT_REMOVED) && (code = spool_removed(p)) != EXIT_DONE)
 		return code;
-	if (!listing_failed && (code = refusals(p, &res)) != EXIT_DONE)
+	/* --force lifts all but --max-delete, a listing failed or not. */
+	if ((code = refusals(p, &res)) != EXIT_DONE)
 		return code;
 	if (fflush(p->spool) != 0) {
 		cmd_error("cannot write the spool of keys to delete");

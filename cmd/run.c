@@ -8,6 +8,8 @@
  * object is opened before anything can fail and closed here whatever
  * happened, with "exit" and "error" last: a script always gets one object.
  */
+#include <sys/resource.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -194,6 +196,21 @@ json_finish(struct json *j, int code)
 	fputc('\n', j->f);
 }
 
+/*
+ * Listings in ranges and the pool's readers and writers each hold a
+ * connection: take the hard limit of open files, not systemd's soft 1024.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int
 cmd_run(const struct cmd_entry *const *table, size_t ntable, int argc,
     char **argv)
@@ -218,6 +235,7 @@ cmd_run(const struct cmd_entry *const *table, size_t ntable, int argc,
 	memset(&ctx, 0, sizeof(ctx));
 	memset(&a, 0, sizeof(a));
 	memset(&ps, 0, sizeof(ps));
+	raise_nofile();
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "+:" GLOBAL_SHORT, longs,
 	    NULL)) != -1) {

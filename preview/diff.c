@@ -562,9 +562,26 @@ folder_add(struct folders *f, const char *rel)
 static int
 folder_cb(void *arg, const char *prefix)
 {
-	struct folders	*f = arg;
+	struct folders		*f = arg;
+	const unsigned char	*c;
 
+	/*
+	 * No boundary where XML 1.0 cannot go: servers echo a listing's
+	 * prefix and start-after unescaped, and such an answer would not
+	 * parse. The folder joins its neighbour's range.
+	 */
+	for (c = (const unsigned char *)prefix; *c != '\0'; c++)
+		if (*c < 0x20)
+			return 0;
 	return folder_add(f, prefix + f->strip);
+}
+
+static int
+count_cb(void *arg, const struct s3_object *o)
+{
+	(void)o;
+	(*(size_t *)arg)++;
+	return 0;
 }
 
 static void
@@ -595,19 +612,48 @@ list_folders(struct store_conn *c, const struct diff_params *dp,
 	memset(&lp, 0, sizeof(lp));
 	lp.prefix = prefix.data;
 	lp.delimiter = "/";
+	/* A page: the first 1000 names are boundaries enough. */
+	lp.max_pages = 1;
 	out->strip = strlen(dp->source);
 	st = store_list(c, &lp, NULL, folder_cb, out, err);
 	buf_release(&prefix);
 	return out->nomem ? STORE_ENOMEM : st;
 }
 
+/* Whether the source holds fewer keys than a page: then one range. */
+static enum store_status
+one_page(struct store_conn *c, const struct diff_params *dp, int *small,
+    struct store_error *err)
+{
+	struct s3_list_params	lp;
+	struct buf		prefix;
+	enum store_status	st;
+	size_t			n = 0;
+
+	buf_init(&prefix, BUF_NOMAX);
+	if (buf_addf(&prefix, "%s%s", dp->source, dp->subpath) != 0) {
+		buf_release(&prefix);
+		return STORE_ENOMEM;
+	}
+	memset(&lp, 0, sizeof(lp));
+	lp.prefix = prefix.data;
+	lp.max_pages = 1;
+	st = store_list(c, &lp, count_cb, NULL, &n, err);
+	buf_release(&prefix);
+	*small = n < 1000;
+	return st;
+}
+
 /*
- * Split the source into at most want ranges at folder boundaries, from
- * delimiter listings: the first level of folders under source+subpath,
- * then, while they are fewer than want, the next level (at most three
- * levels). Folders are grouped in order, as many to each range; a range
- * (lo, hi] ends at the folder prefix where the next one starts, so that
- * every key falls in exactly one range.
+ * Split the source into at most want ranges at folder boundaries. A source
+ * that fits in one page is one range (one LIST tells). Otherwise delimiter
+ * listings of one page each: the first level of folders under
+ * source+subpath, then, while they are fewer than want, the next level
+ * (three at most; a level that finds no deeper folder ends it). Any
+ * sorted subset of the folders is a partition, so a page is enough and
+ * memory stays bounded. Folders are grouped in order, as many to each
+ * range; a range (lo, hi] ends at the folder prefix where the next one
+ * starts, so that every key falls in exactly one range.
  */
 static enum store_status
 plan_ranges(const struct diff_params *dp, int want, struct range **rangesp,
@@ -618,7 +664,7 @@ plan_ranges(const struct diff_params *dp, int want, struct range **rangesp,
 	struct range		*v;
 	enum store_status	 st = STORE_OK;
 	size_t			 i, k, nr;
-	int			 depth;
+	int			 depth, small = 0, flat = 0;
 
 	*rangesp = NULL;
 	*np = 0;
@@ -627,10 +673,13 @@ plan_ranges(const struct diff_params *dp, int want, struct range **rangesp,
 	if ((c = store_conn_new(dp->store)) == NULL)
 		return STORE_ENOMEM;
 	store_conn_set_cancel(c, dp->cancel);
-	if (want > 1)
+	if (want > 1 && (st = one_page(c, dp, &small, err)) == STORE_OK &&
+	    small)
+		want = 1;
+	if (st == STORE_OK && want > 1)
 		st = list_folders(c, dp, dp->subpath, &cur, err);
 	for (depth = 1; st == STORE_OK && want > 1 && depth < 3 &&
-	    cur.n > 0 && cur.n < (size_t)want; depth++) {
+	    cur.n > 0 && cur.n < (size_t)want && !flat; depth++) {
 		for (i = 0; i < cur.n && st == STORE_OK; i++) {
 			k = next.n;
 			st = list_folders(c, dp, cur.v[i], &next, err);
@@ -639,6 +688,8 @@ plan_ranges(const struct diff_params *dp, int want, struct range **rangesp,
 			    folder_add(&next, cur.v[i]) != 0)
 				st = STORE_ENOMEM;
 		}
+		/* Nothing deeper: listing the same again gains nothing. */
+		flat = next.n == cur.n;
 		folders_free(&cur);
 		cur = next;
 		memset(&next, 0, sizeof(next));
@@ -676,7 +727,7 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 {
 	struct run	 r;
 	pthread_t	*t = NULL;
-	size_t		 i, nt, started = 0;
+	size_t		 i, nt, streams, started = 0;
 	int		 want = dp->ranges > 0 ? dp->ranges : DIFF_PARALLEL;
 
 	memset(res, 0, sizeof(*res));
@@ -696,7 +747,13 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 		goto out;
 	}
 	res->ranges = r.nranges;
-	nt = r.nranges < DIFF_PARALLEL ? r.nranges : DIFF_PARALLEL;
+	/* Each range holds a connection per stream: bounded sockets. */
+	streams = dp->no_marks ? dp->npresets + 1 : 2 * dp->npresets + 1;
+	nt = DIFF_SOCKETS / streams > 0 ? DIFF_SOCKETS / streams : 1;
+	if (nt > DIFF_PARALLEL)
+		nt = DIFF_PARALLEL;
+	if (nt > r.nranges)
+		nt = r.nranges;
 	if (nt == 1)
 		range_main(&r);
 	else if ((t = calloc(nt, sizeof(*t))) == NULL)

@@ -64,8 +64,12 @@ struct diff_item {
 	const enum pstate		*state;		/* [npresets] */
 };
 
-/* Ranges listed at once; more are listed as these end. */
+/*
+ * Ranges listed at once, more as these end; fewer with many presets, so
+ * that no more than DIFF_SOCKETS listings are open at once.
+ */
 #define DIFF_PARALLEL	16
+#define DIFF_SOCKETS	128
 
 struct diff_params {
 	struct store			*store;

@@ -260,10 +260,14 @@ await_stamps(struct engine *eng, long wait_s, struct eng_error *e)
 			stamps_release(&ss);
 			return storage(e, st, "cannot list", eng->cfg->previews);
 		}
+		/* Shard 0's: this definition, and this source. */
 		for (pending = 0, i = 0; i < eng->npresets; i++)
-			pending += eng->dp[i].changed && ss.v[i].current != 1;
+			pending += eng->dp[i].changed &&
+			    (ss.v[i].current != 1 || ss.v[i].other_source);
 		if (pending == 0) {
 			for (i = 0; i < eng->npresets; i++) {
+				if (!eng->dp[i].changed)
+					continue;
 				eng->stamps.v[i] = ss.v[i];
 				eng->dp[i].changed = 0;
 				eng->dp[i].stamp_ms = ss.v[i].mtime_ms;

@@ -201,6 +201,7 @@ guard_check(struct guard *g, struct store_error *err)
 	struct stamps		 now;
 	struct buf		*taken;
 	enum store_status	 st;
+	uint64_t		 ntaken;
 	size_t			 i;
 	int			 lose, ours;
 
@@ -213,6 +214,7 @@ guard_check(struct guard *g, struct store_error *err)
 		taken[i] = g->suspects[i];
 		buf_init(&g->suspects[i], BUF_NOMAX);
 	}
+	ntaken = g->nsuspects;
 	g->nsuspects = 0;
 	pthread_mutex_unlock(&g->mtx);
 
@@ -255,6 +257,12 @@ guard_check(struct guard *g, struct store_error *err)
 		if (lose || g->lost[i])
 			remove_keys(g, i, &taken[i]);
 		buf_release(&taken[i]);
+	}
+	/* Unchecked, the keys count again: the next check, or the last. */
+	if (st != STORE_OK) {
+		pthread_mutex_lock(&g->mtx);
+		g->nsuspects += ntaken;
+		pthread_mutex_unlock(&g->mtx);
 	}
 	/* What this check found is what the next one compares with. */
 	for (i = 0; st == STORE_OK && i < g->n; i++) {

@@ -33,9 +33,10 @@
  *
  * put writes a temporary ".prewctl-tmp-XXXXXXXXXXXX" next to the final name
  * and renames it over that name, so a reader sees the old file or the new
- * one, never half of one. There is no fsync: a crash may lose a recent put,
- * but never leaves a partial file under the final name. A failed put
- * removes its temporary file.
+ * one, never half of one. The file is on disk (fsync) before the rename,
+ * so that a crash never leaves an empty or partial file under the final
+ * name (XFS, btrfs and ext4 may order the rename first); it may lose a
+ * recent put. A failed put removes its temporary file.
  *
  * Filesystem errors other than "no such file" are STORE_EDENIED (EACCES,
  * EPERM) or STORE_EIO, with the errno in err->errnum and the key and
@@ -1133,6 +1134,10 @@ dirstore_put(struct dirstore *ds, const char *key, const void *data,
 	}
 	if (fchmod(fd, 0644) == -1) {
 		rc = io_err(err, errno, "cannot chmod", key);
+		goto out;
+	}
+	if (fsync(fd) == -1) {
+		rc = io_err(err, errno, "cannot write", key);
 		goto out;
 	}
 	save = close(fd);

@@ -344,6 +344,8 @@ Test(diff, classify_against_the_stamp_in_whole_seconds)
 /*
  * Split into ranges at folder boundaries, the same items come out, each
  * once, whatever range it falls in; a key equal to a boundary included.
+ * A source of a page or less is one range: a thousand more keys (not
+ * images: ignored, but listed) make it worth splitting.
  */
 Test(diff, ranges_cover_every_key_once)
 {
@@ -367,6 +369,12 @@ Test(diff, ranges_cover_every_key_once)
 		}
 	}
 	mkfile("prew/b/c/orphan.jpg", T0);
+	cr_assert_eq(run_ranges(p, "", 16, &many, &res), STORE_OK);
+	cr_assert_eq(res.ranges, 1, "a source of one page in ranges");
+	for (i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "photo/e/n%04zu.txt", i);
+		mkfile(key, T0);
+	}
 	cr_assert_eq(run(p, "", &one, &res), STORE_OK);
 	cr_assert_eq(res.ranges, 1);
 	for (i = 2; i <= 16; i *= 2) {
