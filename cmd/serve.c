@@ -14,6 +14,7 @@
 
 #include "cmd.h"
 #include "preview/render.h"
+#include "serve/lock.h"
 #include "serve/serve.h"
 
 #define OPT_LISTEN	0x300
@@ -78,7 +79,8 @@ parse_opts(const struct cmd_args *a, struct serve_params *p, char *err,
 			p->redis = a->v[i].arg;
 			break;
 		case OPT_QUEUE:
-			if (cmd_parse_uint("--max-queue", a->v[i].arg, 0, 100000,
+			/* A flight thread each: thousands, not more. */
+			if (cmd_parse_uint("--max-queue", a->v[i].arg, 0, 4096,
 			    &q) != 0)
 				return -1;
 			break;
@@ -121,7 +123,7 @@ cmd_serve_exec(struct cmd_ctx *ctx, const struct cmd_args *a)
 	enum serve_fail		 fail;
 	struct server		*srv;
 	sigset_t		 sigs;
-	char			 err[1024];
+	char			 err[1024], shown[512];
 	long			 ncpu = cmd_ncpu();
 	int			 sig;
 
@@ -150,11 +152,13 @@ cmd_serve_exec(struct cmd_ctx *ctx, const struct cmd_args *a)
 		cmd_error("%s", err);
 		return fail == SERVE_CONFIG ? EXIT_USAGE : EXIT_STORAGE;
 	}
+	if (p.redis != NULL)
+		lock_url_shown(p.redis, shown, sizeof(shown));
 	if (!ctx->quiet)
 		cmd_report("serving %s (%d workers, %d waiting at most%s%s)",
 		    args_get(a, OPT_LISTEN) != NULL ? args_get(a, OPT_LISTEN) :
 		    DEFAULT_LISTEN, p.workers, p.max_queue, p.redis != NULL ?
-		    ", redis " : "", p.redis != NULL ? p.redis : "");
+		    ", redis " : "", p.redis != NULL ? shown : "");
 	for (;;) {
 		if ((sig = sigtimedwait(&sigs, NULL, &tick)) == -1) {
 			serve_tick(srv);

@@ -25,6 +25,8 @@ struct lock_server {
 	char		*host;
 	int		 port;
 	int		 db;
+	char		*user;		/* AUTH, when the URL has a password */
+	char		*pass;
 	pthread_mutex_t	 mtx;
 	int		 up;
 	struct timespec	 retry_at;	/* while down */
@@ -38,29 +40,82 @@ struct lock_conn {
 	redisContext		*c;
 };
 
-/* The Lua script of the release: delete the lock only if it is ours. */
-static const char release_lua[] =
+/*
+ * The holder's end, in one step so that no waiter can fall between: the
+ * lock deleted if it is still ours, the result kept a while for a waiter
+ * that looks right after, and published for those waiting.
+ */
+static const char finish_lua[] =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
-    "return redis.call('del', KEYS[1]) else return 0 end";
+    "redis.call('del', KEYS[1]) end "
+    "redis.call('set', KEYS[2], ARGV[2], 'px', ARGV[3]) "
+    "redis.call('publish', KEYS[3], ARGV[2]) return 1";
+
+/* A longer life for the lock, if it is still ours. */
+static const char extend_lua[] =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+
+/*
+ * What a waiter sees at once: the lock's time to live, and the last
+ * holder's result (only meaningful when the lock is gone).
+ */
+static const char look_lua[] =
+    "return {redis.call('pttl', KEYS[1]), redis.call('get', KEYS[2])}";
+
+#define RESULT_MS	10000	/* a result is kept this long */
+
+void
+lock_url_shown(const char *url, char *dst, size_t len)
+{
+	const char	*at, *host;
+
+	host = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
+	at = strchr(host, '@');
+	if (at != NULL && at < host + strcspn(host, "/"))
+		snprintf(dst, len, "%.*s***@%s", (int)(host - url), url,
+		    at + 1);
+	else
+		snprintf(dst, len, "%s", url);
+}
 
 struct lock_server *
 lock_server_new(const char *url, char *err, size_t len)
 {
 	struct lock_server	*s;
-	const char		*h, *e, *p;
-	char			*end;
+	const char		*h, *e, *p, *at, *colon;
+	char			*end, shown[512];
 	long			 port = 6379, db = 0;
 
+	lock_url_shown(url, shown, sizeof(shown));
 	if (strncmp(url, "redis://", 8) != 0) {
-		snprintf(err, len, "'%s' is no redis:// URL", url);
+		snprintf(err, len, "'%s' is no redis:// URL", shown);
+		return NULL;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		snprintf(err, len, "out of memory");
 		return NULL;
 	}
 	h = url + 8;
+	/* [user:]password@ */
+	at = strchr(h, '@');
+	if (at != NULL && at < h + strcspn(h, "/")) {
+		colon = memchr(h, ':', (size_t)(at - h));
+		if (colon == NULL)
+			colon = h - 1;		/* a password alone */
+		s->user = strndup(h, (size_t)(colon >= h ? colon - h : 0));
+		s->pass = strndup(colon + 1, (size_t)(at - colon - 1));
+		if (s->user == NULL || s->pass == NULL) {
+			snprintf(err, len, "out of memory");
+			goto fail;
+		}
+		h = at + 1;
+	}
 	if (*h == '[') {
 		if ((e = strchr(h, ']')) == NULL) {
 			snprintf(err, len, "'%s': no ']' after the address",
-			    url);
-			return NULL;
+			    shown);
+			goto fail;
 		}
 		p = e + 1;
 		h++;
@@ -69,15 +124,15 @@ lock_server_new(const char *url, char *err, size_t len)
 		p = e;
 	}
 	if (e == h) {
-		snprintf(err, len, "'%s' names no host", url);
-		return NULL;
+		snprintf(err, len, "'%s' names no host", shown);
+		goto fail;
 	}
 	if (*p == ':') {
 		errno = 0;
 		port = strtol(p + 1, &end, 10);
 		if (errno != 0 || end == p + 1 || port < 1 || port > 65535) {
-			snprintf(err, len, "'%s': bad port", url);
-			return NULL;
+			snprintf(err, len, "'%s': bad port", shown);
+			goto fail;
 		}
 		p = end;
 	}
@@ -86,24 +141,28 @@ lock_server_new(const char *url, char *err, size_t len)
 		db = strtol(p + 1, &end, 10);
 		if (errno != 0 || end == p + 1 || *end != '\0' || db < 0 ||
 		    db > 1000000) {
-			snprintf(err, len, "'%s': bad database number", url);
-			return NULL;
+			snprintf(err, len, "'%s': bad database number", shown);
+			goto fail;
 		}
 	} else if (*p != '\0' && strcmp(p, "/") != 0) {
-		snprintf(err, len, "'%s': want redis://HOST:PORT[/DB]", url);
-		return NULL;
+		snprintf(err, len, "'%s': want redis://[[USER]:PASSWORD@]"
+		    "HOST:PORT[/DB]", shown);
+		goto fail;
 	}
-	if ((s = calloc(1, sizeof(*s))) == NULL ||
-	    (s->host = strndup(h, (size_t)(e - h))) == NULL) {
-		free(s);
+	if ((s->host = strndup(h, (size_t)(e - h))) == NULL) {
 		snprintf(err, len, "out of memory");
-		return NULL;
+		goto fail;
 	}
 	s->port = (int)port;
 	s->db = (int)db;
 	s->up = 1;	/* until it is known not to be */
 	pthread_mutex_init(&s->mtx, NULL);
 	return s;
+fail:
+	free(s->user);
+	free(s->pass);
+	free(s);
+	return NULL;
 }
 
 void
@@ -114,6 +173,10 @@ lock_server_free(struct lock_server *s)
 	if (s->probe != NULL)
 		redisFree(s->probe);
 	pthread_mutex_destroy(&s->mtx);
+	if (s->pass != NULL)
+		explicit_bzero(s->pass, strlen(s->pass));
+	free(s->user);
+	free(s->pass);
 	free(s->host);
 	free(s);
 }
@@ -207,19 +270,28 @@ connect_(struct lock_server *s)
 		return NULL;
 	}
 	(void)redisSetTimeout(c, tv_ms(COMMAND_MS));
-	if (s->db != 0) {
-		r = redisCommand(c, "SELECT %d", s->db);
-		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-			snprintf(why, sizeof(why), "cannot select database "
-			    "%d: %s", s->db, r != NULL ? r->str : c->errstr);
-			if (r != NULL)
-				freeReplyObject(r);
-			redisFree(c);
-			note(s, 0, why);
-			return NULL;
-		}
+	/* Up once it answers a command: AUTH, SELECT, or a PING. */
+	if (s->pass != NULL && s->user[0] != '\0')
+		r = redisCommand(c, "AUTH %s %s", s->user, s->pass);
+	else if (s->pass != NULL)
+		r = redisCommand(c, "AUTH %s", s->pass);
+	else
+		r = redisCommand(c, "PING");
+	if (r != NULL && r->type != REDIS_REPLY_ERROR && s->db != 0) {
 		freeReplyObject(r);
+		r = redisCommand(c, "SELECT %d", s->db);
 	}
+	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		/* Redis' own words; AUTH's never hold the password. */
+		snprintf(why, sizeof(why), "%s:%d does not take us: %s",
+		    s->host, s->port, r != NULL ? r->str : c->errstr);
+		if (r != NULL)
+			freeReplyObject(r);
+		redisFree(c);
+		note(s, 0, why);
+		return NULL;
+	}
+	freeReplyObject(r);
 	note(s, 1, "answers again");
 	return c;
 }
@@ -371,36 +443,47 @@ lock_take(struct lock_conn *lc, const char *name, size_t nlen, long ttl_ms,
 	return res;
 }
 
-void
-lock_release(struct lock_conn *lc, const char *name, size_t nlen,
-    const char *token)
+int
+lock_extend(struct lock_conn *lc, const char *name, size_t nlen,
+    const char *token, long ttl_ms)
 {
 	redisReply	*r;
 	size_t		 klen;
 	char		*key;
+	int		 ours;
 
 	if ((key = redis_key("prewctl:lock:", name, nlen, &klen)) == NULL)
-		return;
-	r = command(lc, "EVAL %s 1 %b %s", release_lua, key, klen, token);
+		return -1;
+	r = command(lc, "EVAL %s 1 %b %s %ld", extend_lua, key, klen, token,
+	    ttl_ms);
 	free(key);
-	if (r != NULL)
-		freeReplyObject(r);
+	if (r == NULL)
+		return -1;
+	ours = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	freeReplyObject(r);
+	return ours ? 0 : -1;
 }
 
 void
-lock_publish(struct lock_conn *lc, const char *name, size_t nlen,
-    const char *msg)
+lock_finish(struct lock_conn *lc, const char *name, size_t nlen,
+    const char *token, const char *msg)
 {
 	redisReply	*r;
-	size_t		 klen;
-	char		*ch;
+	size_t		 klen, rlen, clen;
+	char		*key, *res, *ch;
 
-	if ((ch = redis_key("prewctl:done:", name, nlen, &klen)) == NULL)
-		return;
-	r = command(lc, "PUBLISH %b %s", ch, klen, msg);
+	key = redis_key("prewctl:lock:", name, nlen, &klen);
+	res = redis_key("prewctl:result:", name, nlen, &rlen);
+	ch = redis_key("prewctl:done:", name, nlen, &clen);
+	if (key != NULL && res != NULL && ch != NULL) {
+		r = command(lc, "EVAL %s 3 %b %b %b %s %s %d", finish_lua,
+		    key, klen, res, rlen, ch, clen, token, msg, RESULT_MS);
+		if (r != NULL)
+			freeReplyObject(r);
+	}
+	free(key);
+	free(res);
 	free(ch);
-	if (r != NULL)
-		freeReplyObject(r);
 }
 
 enum lock_wait
@@ -409,16 +492,15 @@ lock_wait(struct lock_conn *lc, const char *name, size_t nlen, char *msg,
 {
 	redisContext	*sub = NULL;
 	redisReply	*r = NULL;
-	enum lock_wait	 res = WAIT_DOWN;
+	enum lock_wait	 ret = WAIT_DOWN;
 	long long	 pttl;
-	size_t		 klen, clen;
-	char		*key = NULL, *ch = NULL;
+	size_t		 klen, rlen, clen;
+	char		*key, *res, *ch;
 
-	if (ensure(lc) != 0)
-		return WAIT_DOWN;
 	key = redis_key("prewctl:lock:", name, nlen, &klen);
+	res = redis_key("prewctl:result:", name, nlen, &rlen);
 	ch = redis_key("prewctl:done:", name, nlen, &clen);
-	if (key == NULL || ch == NULL)
+	if (key == NULL || res == NULL || ch == NULL || ensure(lc) != 0)
 		goto out;
 	/* Subscribed first, so that no message can pass unseen. */
 	if ((sub = connect_(lc->srv)) == NULL)
@@ -429,26 +511,33 @@ lock_wait(struct lock_conn *lc, const char *name, size_t nlen, char *msg,
 		goto out;
 	}
 	freeReplyObject(r);
-	r = command(lc, "PTTL %b", key, klen);
-	if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+	r = command(lc, "EVAL %s 2 %b %b", look_lua, key, klen, res, rlen);
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER) {
 		if (r != NULL)
 			broken(lc, r);
 		r = NULL;
 		goto out;
 	}
-	pttl = r->integer;
-	freeReplyObject(r);
-	r = NULL;
-	if (pttl == -2) {		/* gone: released, or expired */
-		res = WAIT_FREE;
+	pttl = r->element[0]->integer;
+	if (pttl == -2) {
+		/* Released with its result, or expired with none. */
+		if (r->element[1]->type == REDIS_REPLY_STRING) {
+			snprintf(msg, len, "%.*s", (int)r->element[1]->len,
+			    r->element[1]->str);
+			ret = WAIT_MESSAGE;
+		} else
+			ret = WAIT_FREE;
 		goto out;
 	}
+	freeReplyObject(r);
+	r = NULL;
 	if (pttl < 0)			/* no expiry: not one of ours */
 		pttl = COMMAND_MS;
 	(void)redisSetTimeout(sub, tv_ms((long)pttl + 100));
 	if (redisGetReply(sub, (void **)&r) != REDIS_OK) {
-		/* The TTL ran out with no word: the holder is gone. */
-		res = sub->err == REDIS_ERR_IO && (errno == EAGAIN ||
+		/* No word within the TTL: look at the lock again. */
+		ret = sub->err == REDIS_ERR_IO && (errno == EAGAIN ||
 		    errno == EWOULDBLOCK) ? WAIT_FREE : WAIT_DOWN;
 		r = NULL;
 		goto out;
@@ -457,7 +546,7 @@ lock_wait(struct lock_conn *lc, const char *name, size_t nlen, char *msg,
 	    r->element[2]->type == REDIS_REPLY_STRING) {
 		snprintf(msg, len, "%.*s", (int)r->element[2]->len,
 		    r->element[2]->str);
-		res = WAIT_MESSAGE;
+		ret = WAIT_MESSAGE;
 	}
 out:
 	if (r != NULL)
@@ -465,6 +554,7 @@ out:
 	if (sub != NULL)
 		redisFree(sub);
 	free(key);
+	free(res);
 	free(ch);
-	return res;
+	return ret;
 }

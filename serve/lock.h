@@ -6,12 +6,16 @@
  * the same bytes. Hence Redis' single-instance lock is enough:
  *
  *   take     SET <lock> <token> NX PX <ttl>, the token random per take;
- *   release  a Lua compare-and-delete, so that a holder whose lock expired
- *            (and was taken by another) never deletes the other's;
- *   result   the holder PUBLISHes "ok" or "fail <status> <reason>" on the
- *            key's channel; the others SUBSCRIBE before looking at the lock
- *            again, and wait for that message at most until the lock's TTL
- *            has run out (a holder that died blocks nobody longer).
+ *   extend   while it works, the holder renews the TTL (a token-checked
+ *            PEXPIRE), so that a short TTL covers a long render;
+ *   finish   one Lua script: delete the lock if it is still ours (a holder
+ *            whose lock expired never deletes another's), keep the result
+ *            ("ok", "retry" or "fail <status> <reason>") a few seconds
+ *            under a key of its own, and PUBLISH it on the key's channel;
+ *   wait     the others SUBSCRIBE, then look at the lock and the result in
+ *            one script: the lock gone with a result is that result; held,
+ *            they wait for the message at most until its TTL has run out
+ *            (a holder that died blocks nobody longer).
  *
  * Each thread owns its own struct lock_conn (hiredis contexts are not
  * thread-safe). A struct lock_server is shared: the address, and whether
@@ -27,10 +31,13 @@ struct lock_server;
 struct lock_conn;
 
 /*
- * "redis://HOST:PORT[/DB]" (HOST may be [v6]); NULL with why in err when
- * the URL is malformed.
+ * "redis://[[USER]:PASSWORD@]HOST:PORT[/DB]" (HOST may be [v6]); NULL
+ * with why in err when the URL is malformed. With a password, each
+ * connection starts with AUTH.
  */
 struct lock_server *lock_server_new(const char *url, char *err, size_t len);
+/* The URL as it may be shown: its password, if any, as "***". */
+void		 lock_url_shown(const char *url, char *dst, size_t len);
 void		 lock_server_free(struct lock_server *);
 /* 1 while Redis answers, 0 after it failed, until it answers again. */
 int		 lock_server_up(struct lock_server *);
@@ -48,23 +55,26 @@ struct lock_conn *lock_conn_new(struct lock_server *);
 void		 lock_conn_free(struct lock_conn *);
 
 enum lock_result {
-	LOCK_TAKEN,		/* ours: render, publish, release */
+	LOCK_TAKEN,		/* ours: render, extend, finish */
 	LOCK_HELD,		/* another has it: wait for its result */
 	LOCK_DOWN,		/* Redis does not answer: go on alone */
 };
 
 /*
  * Take the lock of name for ttl_ms. With LOCK_TAKEN, token (at least 33
- * bytes) holds what lock_release needs.
+ * bytes) holds what lock_extend and lock_finish need.
  */
 enum lock_result lock_take(struct lock_conn *, const char *name, size_t nlen,
 		    long ttl_ms, char *token);
-/* Release the lock if it is still ours. */
-void		 lock_release(struct lock_conn *, const char *name, size_t nlen,
-		    const char *token);
-/* Tell the waiters: msg is "ok" or "fail <status> <reason>". */
-void		 lock_publish(struct lock_conn *, const char *name, size_t nlen,
-		    const char *msg);
+/* Give the lock ttl_ms more to live; -1 when it is no longer ours. */
+int		 lock_extend(struct lock_conn *, const char *name, size_t nlen,
+		    const char *token, long ttl_ms);
+/*
+ * Release the lock if it is still ours and tell the waiters msg: "ok",
+ * "retry" or "fail <status> <reason>".
+ */
+void		 lock_finish(struct lock_conn *, const char *name, size_t nlen,
+		    const char *token, const char *msg);
 
 enum lock_wait {
 	WAIT_MESSAGE,		/* msg holds what the holder published */

@@ -48,6 +48,8 @@
 #define MAX_URL		4096		/* a preview key is at most 1024 */
 #define CODES		9
 #define GUARD_MS	(30 * 1000)	/* stamps checked at least this often */
+#define LOCK_TTL_MS	(30 * 1000)	/* a dead holder blocks a key this long */
+#define LOCK_RENEW_MS	(10 * 1000)	/* a live one renews it this often */
 
 static const unsigned	codes[CODES] = {
 	200, 400, 404, 405, 422, 500, 502, 503, 0
@@ -79,6 +81,8 @@ struct req {
 	struct timespec		 t0;
 	char			 method[8];
 	char			*key;		/* for the log */
+	int			 started;	/* start_request ran */
+	int			 internal;	/* /healthz, /metrics */
 	unsigned		 status;
 	uint64_t		 bytes;
 };
@@ -119,7 +123,7 @@ struct server {
 	pthread_t		*threads;
 	int			 nthreads;
 	int			 stopping;
-	long			 ttl_ms;
+	long			 wait_ms;	/* the longest a render takes */
 
 	/* Metrics. */
 	uint64_t		 requests[CODES];
@@ -425,13 +429,24 @@ flight_image(struct flight *f, const void *data, size_t len,
 		MHD_add_response_header(f->resp, "Cache-Control", cache);
 }
 
-/* Render the flight's preview in the site's pool; its answer from the job. */
+/* The lock a flight holds, renewed while it waits for the pool. */
+struct held {
+	struct lock_conn	*lc;
+	const char		*name;
+	size_t			 nlen;
+	const char		*token;
+};
+
+/*
+ * Render the flight's preview in the site's pool; its answer from the job.
+ * With h, the lock stays ours however long the pool takes.
+ */
 static void
-render(struct server *srv, struct flight *f)
+render(struct server *srv, struct flight *f, const struct held *h)
 {
 	struct site		*s = f->site;
 	const struct job_preset	*p;
-	struct timespec		 t0;
+	struct timespec		 t0, until;
 	struct job		*j;
 	double			 secs;
 	size_t			 b;
@@ -448,8 +463,21 @@ render(struct server *srv, struct flight *f)
 		return;
 	}
 	pthread_mutex_lock(&srv->mtx);
-	while (!f->rendered)
-		pthread_cond_wait(&f->cv, &srv->mtx);
+	while (!f->rendered) {
+		if (h == NULL) {
+			pthread_cond_wait(&f->cv, &srv->mtx);
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += LOCK_RENEW_MS / 1000;
+		if (pthread_cond_timedwait(&f->cv, &srv->mtx, &until) ==
+		    ETIMEDOUT && !f->rendered) {
+			pthread_mutex_unlock(&srv->mtx);
+			(void)lock_extend(h->lc, h->name, h->nlen, h->token,
+			    LOCK_TTL_MS);
+			pthread_mutex_lock(&srv->mtx);
+		}
+	}
 	j = f->job;
 	secs = since(&t0);
 	srv->renders++;
@@ -472,6 +500,10 @@ render(struct server *srv, struct flight *f)
 	case MAKE_SKIPPED:
 		if (p->why == WHY_GONE)
 			flight_answer(f, MHD_HTTP_NOT_FOUND, "no such original");
+		else if (p->why == WHY_CHANGED)
+			/* Deleted or replaced meanwhile: ask again. */
+			flight_answer(f, MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "the original changed while its preview was made");
 		else
 			/* Made, not stored: no cache may keep it. */
 			flight_image(f, p->out.data.data, p->out.data.len,
@@ -524,22 +556,25 @@ fetch_stored(struct flight *f)
 static void
 run_flight(struct server *srv, struct lock_conn *lc, struct flight *f)
 {
+	struct held	 h;
+	struct timespec	 t0;
 	char		 name[1400], token[40], msg[700], *sp;
 	const char	*why;
-	size_t		 nlen;
-	int		 attempt, n;
 	unsigned	 code;
+	int		 n;
 
 	n = snprintf(name, sizeof(name), "%s%s", f->site->ns, f->key);
 	if (lc == NULL || n < 0 || (size_t)n >= sizeof(name)) {
-		render(srv, f);
+		render(srv, f, NULL);
 		return;
 	}
-	nlen = (size_t)n;
-	for (attempt = 0; attempt < 4; attempt++) {
-		switch (lock_take(lc, name, nlen, srv->ttl_ms, token)) {
+	h = (struct held){ lc, name, (size_t)n, token };
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Another's render takes at most wait_ms; then ours, alone. */
+	while (since(&t0) * 1000 < srv->wait_ms) {
+		switch (lock_take(lc, name, h.nlen, LOCK_TTL_MS, token)) {
 		case LOCK_TAKEN:
-			render(srv, f);
+			render(srv, f, &h);
 			if (f->stored)
 				snprintf(msg, sizeof(msg), "ok");
 			else if (f->status == MHD_HTTP_OK)
@@ -547,16 +582,15 @@ run_flight(struct server *srv, struct lock_conn *lc, struct flight *f)
 			else
 				snprintf(msg, sizeof(msg), "fail %u %s",
 				    f->status, f->reason);
-			lock_publish(lc, name, nlen, msg);
-			lock_release(lc, name, nlen, token);
+			lock_finish(lc, name, h.nlen, token, msg);
 			return;
 		case LOCK_DOWN:
-			render(srv, f);
+			render(srv, f, NULL);
 			return;
 		case LOCK_HELD:
 			break;
 		}
-		switch (lock_wait(lc, name, nlen, msg, sizeof(msg))) {
+		switch (lock_wait(lc, name, h.nlen, msg, sizeof(msg))) {
 		case WAIT_MESSAGE:
 			if (strcmp(msg, "ok") == 0) {
 				if (fetch_stored(f) == 0) {
@@ -573,15 +607,15 @@ run_flight(struct server *srv, struct lock_conn *lc, struct flight *f)
 				f->remote = 1;
 				return;
 			}
-			continue;	/* "retry": the lock is free again */
+			continue;	/* "retry": make our own */
 		case WAIT_FREE:
 			continue;
 		case WAIT_DOWN:
-			render(srv, f);
+			render(srv, f, NULL);
 			return;
 		}
 	}
-	render(srv, f);
+	render(srv, f, NULL);
 }
 
 /*
@@ -609,9 +643,12 @@ complete(struct server *srv, struct flight *f)
 	f->waiters = NULL;
 	for (next = w; next != NULL; next = next->next)
 		n++;
-	/* A result made elsewhere: every request here waited for it. */
-	if (f->remote)
-		srv->coalesced += n;
+	/*
+	 * A result made elsewhere: the flight's first request waited for it
+	 * too (the others were counted when they joined).
+	 */
+	if (f->remote && n > 0)
+		srv->coalesced++;
 	flight_unref(srv, f);		/* the run's reference */
 	pthread_mutex_unlock(&srv->mtx);
 	for (; w != NULL; w = next) {
@@ -829,6 +866,9 @@ start_request(struct server *srv, struct req *r, const char *url)
 	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
 		return answer_text(r, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "only GET and HEAD\n");
+	/* Not previews: not in prewctl_serve_requests_total. */
+	r->internal = strcmp(url, "/healthz") == 0 ||
+	    strcmp(url, "/metrics") == 0;
 	if (strcmp(url, "/healthz") == 0)
 		return answer_text(r, MHD_HTTP_OK, "ok\n");
 	if (strcmp(url, "/metrics") == 0)
@@ -905,11 +945,19 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		/* The raw path until it is decoded, for the log. */
 		r->key = strndup(url, MAX_URL);
 		*con_cls = r;
-		return start_request(srv, r, url);
+		/*
+		 * Answered on a later call: libmicrohttpd closes the
+		 * connection of an answer queued in the first (0.9.75).
+		 */
+		return MHD_YES;
 	}
 	if (*upload_size > 0) {		/* a body we do not want */
 		*upload_size = 0;
 		return MHD_YES;
+	}
+	if (!r->started) {
+		r->started = 1;
+		return start_request(srv, r, url);
 	}
 	if ((f = r->flight) == NULL || !f->done)
 		return MHD_YES;
@@ -940,7 +988,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		flight_unref(srv, r->flight);
 	for (i = 0; codes[i] != 0 && codes[i] != r->status; i++)
 		;
-	srv->requests[i]++;
+	if (!r->internal)
+		srv->requests[i]++;
 	pthread_mutex_unlock(&srv->mtx);
 	if (srv->p.access != NULL) {
 		a = (struct serve_access){ r->method, r->key != NULL ? r->key :
@@ -1040,7 +1089,7 @@ serve_start(const struct serve_params *p, struct config *cfg,
     enum serve_fail *fail, char *err, size_t len)
 {
 	struct server	*srv;
-	int		 i;
+	int		 i, rc;
 
 	if ((srv = calloc(1, sizeof(*srv))) == NULL) {
 		*fail = SERVE_STORAGE;
@@ -1051,7 +1100,7 @@ serve_start(const struct serve_params *p, struct config *cfg,
 	pthread_mutex_init(&srv->mtx, NULL);
 	pthread_cond_init(&srv->cv, NULL);
 	/* Longer than any render: fetch, image_timeout, store. */
-	srv->ttl_ms = ((long)cfg->image_timeout_s + 2 * cfg->low_speed_time_s +
+	srv->wait_ms = ((long)cfg->image_timeout_s + 2 * cfg->low_speed_time_s +
 	    10) * 1000;
 	if (p->redis != NULL) {
 		*fail = SERVE_CONFIG;
@@ -1069,11 +1118,12 @@ serve_start(const struct serve_params *p, struct config *cfg,
 		goto fail;
 	}
 	for (i = 0; i < srv->nthreads; i++)
-		if (pthread_create(&srv->threads[i], NULL, flight_main,
-		    srv) != 0) {
+		if ((rc = pthread_create(&srv->threads[i], NULL, flight_main,
+		    srv)) != 0) {
 			srv->nthreads = i;
 			*fail = SERVE_STORAGE;
-			snprintf(err, len, "cannot start threads");
+			snprintf(err, len, "cannot start %d threads: %s",
+			    p->workers + p->max_queue, strerror(rc));
 			goto fail;
 		}
 	srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
