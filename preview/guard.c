@@ -220,6 +220,9 @@ guard_check(struct guard *g, struct store_error *err)
 
 	st = stamps_read(g->conn, g->previews, g->source, g->presets, g->n,
 	    &g->known, &now, err);
+	/* The objects themselves: a lagging listing would hide a change. */
+	if (st == STORE_OK)
+		st = stamps_confirm(g->conn, g->previews, &now, err);
 	for (i = 0; i < g->n; i++) {
 		if (st != STORE_OK) {
 			/* Unchecked: suspect still. */

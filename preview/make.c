@@ -354,9 +354,11 @@ make_store(const struct maker *mk, struct store_conn *conn, struct job *j)
 	enum store_status	 st;
 	struct buf		 mark;
 	char			 etag[STORE_ETAG_MAX + 1];
+	char			 now[STORE_ETAG_MAX + 1];
 	size_t			 i, made = 0;
 
-	clean_etag(j->etag, etag, sizeof(etag));
+	/* What was read, or what the listing said when nothing was. */
+	clean_etag(j->fetched ? j->etag : j->listed_etag, etag, sizeof(etag));
 	for (i = 0; i < j->n; i++)
 		if (j->p[i].result == MAKE_PENDING)
 			put_one(mk, conn, j, &j->p[i], etag);
@@ -370,10 +372,11 @@ make_store(const struct maker *mk, struct store_conn *conn, struct job *j)
 	 * was written is of the old picture and newer than the new one,
 	 * fresh for good. One HEAD tells; what was written goes again.
 	 */
-	if ((made > 0 || j->marks_written > 0) && j->fetched) {
+	if ((made > 0 && j->fetched) || j->marks_written > 0) {
 		store_head_init(&hd);
 		st = store_head(conn, j->key, &hd, &err);
-		if ((st == STORE_OK && strcmp(hd.etag, j->etag) != 0) ||
+		clean_etag(hd.etag, now, sizeof(now));
+		if ((st == STORE_OK && strcmp(now, etag) != 0) ||
 		    st == STORE_ENOTFOUND) {
 			j->changed = 1;
 			for (i = 0; i < j->n; i++) {

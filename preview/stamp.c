@@ -226,6 +226,39 @@ stamps_read(struct store_conn *c, const char *previews, const char *source,
 	return STORE_OK;
 }
 
+enum store_status
+stamps_confirm(struct store_conn *c, const char *previews, struct stamps *ss,
+    struct store_error *err)
+{
+	struct store_head	 hd;
+	struct buf		 key;
+	enum store_status	 st = STORE_OK;
+	size_t			 i;
+
+	buf_init(&key, BUF_NOMAX);
+	for (i = 0; i < ss->n && st == STORE_OK; i++) {
+		struct stamp *s = &ss->v[i];
+
+		if (s->current != 1)
+			continue;
+		buf_reset(&key);
+		if (key_stamp(&key, previews, s->preset->name) != 0) {
+			st = STORE_ENOMEM;
+			break;
+		}
+		store_head_init(&hd);
+		st = store_head(c, key.data, &hd, err);
+		if (st == STORE_ENOTFOUND) {
+			s->current = 0;
+			st = STORE_OK;
+		} else if (st == STORE_OK && strcmp(hd.etag, s->etag) != 0)
+			s->current = 0;
+		store_head_release(&hd);
+	}
+	buf_release(&key);
+	return st;
+}
+
 void
 stamps_release(struct stamps *ss)
 {

@@ -57,6 +57,14 @@ enum store_status	 stamps_read(struct store_conn *, const char *previews,
 		    const char *source, const struct preset *const *presets,
 		    size_t n, const struct stamps *known, struct stamps *,
 		    struct store_error *);
+/*
+ * For those that must not trust a listing: HEAD each stamp ss found
+ * current, and take it as changed when the object's ETag is not the one
+ * listed (a listing can lag a PUT: RGW updates its index afterwards).
+ */
+enum store_status	 stamps_confirm(struct store_conn *,
+			    const char *previews, struct stamps *ss,
+			    struct store_error *);
 void		 stamps_release(struct stamps *);
 /* Write the current definition of s->preset. */
 enum store_status	 stamp_write(struct store_conn *, const char *previews,

@@ -355,7 +355,13 @@ proxy_counts(struct proxy *px, int reset, struct counts *c)
 	c->list = th_json_num(doc, "LIST");
 	c->get = th_json_num(doc, "GET");
 	c->put = th_json_num(doc, "PUT");
-	c->head = th_json_num(doc, "HEAD");
+	/* HEADs of objects; the guard's of the stamps are its own. */
+	pp = th_json_at(doc, "head_paths");
+	cr_assert(pp != NULL && th_json_type(pp) == TH_JSON_OBJECT,
+	    "the proxy's counts have no head_paths object");
+	for (c->head = 0, i = 0; i < th_json_len(pp); i++)
+		if (strstr(th_json_name(pp, i), "/.prewctl-stamp-") == NULL)
+			c->head += th_json_num(th_json_item(pp, i), "");
 	c->del = th_json_num(doc, "DELETE");
 	c->other = th_json_num(doc, "OTHER");
 	c->total = th_json_num(doc, "total");

@@ -349,6 +349,23 @@ proxy_count(const char *kind)
 	return n;
 }
 
+/* HEADs of objects, not of stamps (the guard's checks). */
+static long long
+heads(void)
+{
+	struct th_json		*j = proxy_stats();
+	const struct th_json	*a = th_json_at(j, "head_paths");
+	long long		 n = 0;
+	size_t			 i;
+
+	cr_assert_not_null(a);
+	for (i = 0; i < th_json_len(a); i++)
+		n += strstr(th_json_str(th_json_item(a, i), ""),
+		    "/.prewctl-stamp-") == NULL;
+	th_json_free(j);
+	return n;
+}
+
 /* How often the proxy saw the key rel in its list ("head_paths"). */
 static long long
 proxy_paths(const char *list, const char *rel)
@@ -806,8 +823,8 @@ Test(stale, original_replaced_while_its_previews_are_made)
 		s3_head_release(&hd);
 	}
 	/* One HEAD of each original made, after its previews. */
-	cr_expect_eq(proxy_count("HEAD"), 3, "%lld HEADs for 3 originals",
-	    proxy_count("HEAD"));
+	cr_expect_eq(heads(), 3, "%lld HEADs for 3 originals",
+	    heads());
 	cr_expect_eq(proxy_paths("head_paths", "photo/victim.jpg"), 1);
 	for (i = 0; i < 2; i++) {
 		snprintf(rel, sizeof(rel), "photo/%s", others[i]);
@@ -816,7 +833,7 @@ Test(stale, original_replaced_while_its_previews_are_made)
 	}
 
 	/* The next run makes them from the new picture: one HEAD. */
-	head0 = proxy_count("HEAD");
+	head0 = heads();
 	PREWCTL(&r, cfg, "generate", "--json");
 	th_expect_exit(&r, 0, "the next generate");
 	j = json_of(&r);
@@ -826,7 +843,7 @@ Test(stale, original_replaced_while_its_previews_are_made)
 	}
 	th_json_free(j);
 	th_run_release(&r);
-	cr_expect_eq(proxy_count("HEAD") - head0, 1);
+	cr_expect_eq(heads() - head0, 1);
 	for (p = 0; p < 2; p++) {
 		snprintf(rel, sizeof(rel), "prew/%s/victim.jpg", names2[p]);
 		s3_head_init(&hd);
@@ -842,12 +859,12 @@ Test(stale, original_replaced_while_its_previews_are_made)
 	buf_release(&b);
 
 	/* Nothing to do: no HEAD, no PUT. */
-	head0 = proxy_count("HEAD");
+	head0 = heads();
 	put0 = proxy_count("PUT");
 	PREWCTL(&r, cfg, "generate");
 	th_expect_exit(&r, 0, "a generate with nothing to do");
 	th_run_release(&r);
-	cr_expect_eq(proxy_count("HEAD") - head0, 0);
+	cr_expect_eq(heads() - head0, 0);
 	cr_expect_eq(proxy_count("PUT") - put0, 0);
 }
 
@@ -1116,7 +1133,7 @@ Test(stale, verify_finds_a_rolled_back_version)
 			    plain[i]);
 			cr_assert_eq(proxy_paths("head_paths", rel), 0);
 		}
-	head0 = proxy_count("HEAD");
+	head0 = heads();
 	put0 = proxy_count("PUT");
 	PREWCTL(&r, cfg, "generate", "--verify", "--json");
 	th_expect_exit(&r, 0, "generate --verify");
@@ -1130,8 +1147,8 @@ Test(stale, verify_finds_a_rolled_back_version)
 	th_json_free(j);
 	th_run_release(&r);
 	/* Six fresh previews, and the original of the one remade. */
-	cr_expect_eq(proxy_count("HEAD") - head0, 6 + 1, "%lld HEADs",
-	    proxy_count("HEAD") - head0);
+	cr_expect_eq(heads() - head0, 6 + 1, "%lld HEADs",
+	    heads() - head0);
 	cr_expect_eq(proxy_count("PUT") - put0, 2, "%lld PUTs",
 	    proxy_count("PUT") - put0);
 	cr_expect_eq(proxy_paths("head_paths", "photo/r.jpg") - rhead0, 1);
