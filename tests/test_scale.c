@@ -870,3 +870,42 @@ Test(scale, originals_download_while_one_renders)
 	th_json_free(j);
 	cr_assert_eq(th_count(T.c, key("prew/s/", "")), (size_t)n);
 }
+
+/*
+ * A folder name XML cannot carry (a control byte, which S3 allows) is no
+ * range boundary: RGW echoes a listing's start-after and prefix
+ * unescaped, and its answer would not parse. A source over a page, so
+ * that it is split at all.
+ */
+Test(scale, a_control_byte_in_a_folder_name_is_no_boundary)
+{
+	struct s3_put_opts po = { "text/plain", NULL, NULL, NULL, 0 };
+	struct s3_error	 err;
+	struct th_json	*j;
+	struct th_run	 r;
+	const char	*cfg;
+	char		 rel[64];
+	int		 i;
+
+	th_put_file(T.c, key("photo/", "a/p.jpg"), PIC);
+	th_put_file(T.c, key("photo/", "b\x1f" "c/q.jpg"), PIC);
+	th_put_file(T.c, key("photo/", "d\x01/r.jpg"), PIC);
+	th_put_file(T.c, key("photo/", "e/s.jpg"), PIC);
+	for (i = 0; i < 1000; i++) {
+		snprintf(rel, sizeof(rel), "f/n%04d.txt", i);
+		cr_assert_eq(s3_put(T.c, key("photo/", rel), "", 0, &po, &err),
+		    S3_OK);
+	}
+	cfg = config(th_env()->endpoint, "[preset s]\nwidth = 48\n");
+	PREWCTL(&r, "-c", cfg, "plan", "--json");
+	th_expect_exit(&r, 0, "plan over folders with control bytes");
+	j = th_json_parse(r.out.data, r.out.len);
+	cr_assert_eq(th_json_num(j, "originals"), 4);
+	cr_assert_eq(th_json_num(j, "presets.s.missing"), 4);
+	th_json_free(j);
+	th_run_release(&r);
+	PREWCTL(&r, "-c", cfg, "generate", "--json");
+	th_expect_exit(&r, 0, "generate over folders with control bytes");
+	th_run_release(&r);
+	cr_assert_eq(th_count(T.c, key("prew/s/", "")), 4);
+}
