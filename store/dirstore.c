@@ -791,7 +791,8 @@ open_file(struct dirstore *ds, const char *key, int *fdp, struct stat *st,
 }
 
 #define XATTR_USER	"user."
-#define XATTR_TYPE	"user.mime_type"
+#define XATTR_TYPE_NAME	"mime_type"	/* set_attr adds the "user." */
+#define XATTR_TYPE	XATTR_USER XATTR_TYPE_NAME
 #define XATTR_MAX	4096		/* a value we would write, at most */
 
 /*
@@ -1061,8 +1062,7 @@ write_meta(int fd, const struct s3_put_opts *opts)
 	if (opts == NULL)
 		return 0;
 	if (opts->content_type != NULL &&
-	    set_attr(fd, XATTR_TYPE + strlen(XATTR_USER),
-	    opts->content_type) == -1)
+	    set_attr(fd, XATTR_TYPE_NAME, opts->content_type) == -1)
 		return -1;
 	for (i = 0; i < opts->nmeta; i++)
 		if (set_attr(fd, opts->meta[i].name, opts->meta[i].value) == -1)
