@@ -141,45 +141,60 @@ foreign_line(const char *line)
 }
 
 /*
+ * Append line to err (o bytes so far), after "; ", unless an earlier line
+ * of msg is the same: fuzzed files repeat one warning a hundred times.
+ * 0 once err is full.
+ */
+static int
+join_one(const char *msg, const char *line, char *err, size_t errlen,
+    size_t *o)
+{
+	const char	*seen;
+	size_t		 n = strlen(line);
+
+	for (seen = msg; seen < line; seen += strlen(seen) + 1)
+		if (strcmp(seen, line) == 0)
+			return 1;
+	if (*o > 0) {
+		if (*o + 3 >= errlen)
+			return 0;
+		memcpy(err + *o, "; ", 2);
+		*o += 2;
+	}
+	if (n > errlen - 1 - *o)
+		n = errlen - 1 - *o;
+	memcpy(err + *o, line, n);
+	*o += n;
+	err[*o] = '\0';
+	return *o + 1 < errlen;
+}
+
+/*
  * Join the lines of msg (which is cut up in place) into err: each distinct
  * line once, separated by "; ", without the lines about another image.
- * Returns the length written.
+ * libvips' lines are "domain: message"; a line without a colon is a piece
+ * of another thread's line written into the shared buffer at the same
+ * moment, and is dropped too unless nothing else is left. Returns the
+ * length written.
  */
 static size_t
 join_lines(char *msg, char *err, size_t errlen)
 {
-	char	*line, *next, *seen;
-	size_t	 o = 0, n;
+	char	*line, *end = msg + strlen(msg), *nl;
+	size_t	 o = 0;
+	int	 pass;
 
 	err[0] = '\0';
-	for (line = msg; line != NULL && *line != '\0'; line = next) {
-		if ((next = strchr(line, '\n')) != NULL)
-			*next++ = '\0';
-		else
-			next = line + strlen(line);
-		n = strlen(line);
-		if (n == 0 || foreign_line(line))
-			continue;
-		/* Fuzzed files repeat one warning a hundred times. */
-		for (seen = msg; seen < line; seen += strlen(seen) + 1)
-			if (strcmp(seen, line) == 0)
-				break;
-		if (seen < line)
-			continue;
-		if (o > 0) {
-			if (o + 3 >= errlen)
-				break;
-			memcpy(err + o, "; ", 2);
-			o += 2;
+	for (line = msg; (nl = strchr(line, '\n')) != NULL; line = nl + 1)
+		*nl = '\0';
+	for (pass = 0; pass < 2 && o == 0; pass++)
+		for (line = msg; line < end; line += strlen(line) + 1) {
+			if (*line == '\0' || foreign_line(line) ||
+			    (pass == 0 && strchr(line, ':') == NULL))
+				continue;
+			if (!join_one(msg, line, err, errlen, &o))
+				return o;
 		}
-		if (n > errlen - 1 - o)
-			n = errlen - 1 - o;
-		memcpy(err + o, line, n);
-		o += n;
-		err[o] = '\0';
-		if (o + 1 >= errlen)
-			break;
-	}
 	return o;
 }
 
