@@ -95,7 +95,8 @@ put(struct work *w, struct queue *q, struct job *j)
 /*
  * The next job of stage s, or NULL when its queue is closed and empty.
  * Once the pool stops, fetchers and renderers take nothing more; the
- * uploaders still finish what was rendered: it is in flight.
+ * uploaders still finish what was rendered, unless writes are what
+ * fails: then only the writes under way end.
  */
 static struct job *
 take(struct work *w, enum stage s)
@@ -107,7 +108,8 @@ take(struct work *w, enum stage s)
 	for (;;) {
 		if (cancelled(w))
 			halt(w, WORK_CANCELLED);
-		if (w->stop != WORK_RUNNING && s != ST_STORE)
+		if (w->stop != WORK_RUNNING && (s != ST_STORE ||
+		    w->stop == WORK_WRITES_FAILING))
 			break;
 		if (q->count > 0) {
 			j = q->v[q->head];

@@ -545,6 +545,9 @@ fproxy_start(const char *const *opts, const char *stats)
 #define PUT_PRESETS	"[preset a]\nwidth = 16\n[preset b]\nwidth = 24\n" \
 			"[preset c]\nwidth = 32\nformat = png\n"
 #define NPUTPRESETS	3
+/* README, The pool: with -j 1, 2 fetchers, 1 renderer, 4 uploaders. */
+#define FETCHERS_J1	2
+#define UPLOADERS_J1	4
 
 /*
  * Stamps written first, straight to the server (else the first refused
@@ -602,11 +605,12 @@ Test(failures, refused_writes_stop_the_run)
 	    NPUTORIG);
 	/*
 	 * No original read again: each GET is one original, those tried
-	 * and at most four read ahead (-j 1: one being fetched, one waiting,
-	 * one rendered, one waiting for its upload). 403 is not retried.
+	 * and the ones read ahead and dropped when the run stopped: being
+	 * fetched, one waiting for the renderer, one being rendered, and
+	 * one rendered for each uploader. 403 is not retried.
 	 */
-	cr_assert_leq(s.get, jobs + 4, "%lld GETs for %lld originals tried",
-	    s.get, jobs);
+	cr_assert_leq(s.get, jobs + FETCHERS_J1 + 2 + UPLOADERS_J1,
+	    "%lld GETs for %lld originals tried", s.get, jobs);
 	cr_assert_eq(th_json_num(j, "requests.get"), s.get, "prewctl counts "
 	    "%lld GETs, the proxy saw %lld", th_json_num(j, "requests.get"),
 	    s.get);
@@ -617,16 +621,18 @@ Test(failures, refused_writes_stop_the_run)
 
 /*
  * The man page: generate stops "after ten ... writes ... failed in a
- * row". With three presets an original is three writes: the run may
- * finish what is in flight (-j 1: the upload under way and the one
- * queued, three writes each), no more.
+ * row". With three presets an original is three writes, counted when
+ * its upload ends: nine refused, then the upload that makes it twelve,
+ * and the uploads under way beside it (three more uploaders, three
+ * writes each) end; nothing waiting is written.
  */
 Test(failures, refused_writes_stop_after_ten_writes)
 {
 	struct th_run	 r;
 	struct th_json	*j;
 	struct fstats	 s;
-	long long	 bound = MAX_STORAGE_ERRORS + 2 * NPUTPRESETS;
+	long long	 bound = MAX_STORAGE_ERRORS - 1 + UPLOADERS_J1 *
+	    NPUTPRESETS;
 
 	refused_writes_run(&r, &j, &s);
 	th_expect_exit(&r, 3, "generate with every PUT refused");
