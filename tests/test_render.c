@@ -7,6 +7,7 @@
  * orientation from the EXIF specification's table, colours from what was
  * painted.  Outputs are decoded again with libvips to check what they are.
  */
+#include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -1489,4 +1490,28 @@ Test(render, concurrent)
 		cr_expect_eq(jobs[i].got_w, 100 + 50 * i);
 	}
 	g_free(in);
+}
+
+/*
+ * libvips compiles and frees Orc code through render.c's definitions,
+ * which take a lock around liborc's (Orc 0.4.33 has none there): the
+ * process-wide lookup that binds libvips' calls must find ours, in this
+ * executable, and not liborc's.
+ */
+Test(render, orc_code_is_compiled_and_freed_under_our_lock)
+{
+	static const char *const names[] = { "orc_program_compile",
+		"orc_program_free" };
+	Dl_info	 self, found;
+	size_t	 i;
+	void	*f;
+
+	cr_assert(dladdr((void *)render_image, &self) != 0);
+	for (i = 0; i < 2; i++) {
+		f = dlsym(RTLD_DEFAULT, names[i]);
+		cr_assert_not_null(f, "%s not found", names[i]);
+		cr_assert(dladdr(f, &found) != 0);
+		cr_assert_str_eq(found.dli_fname, self.dli_fname, "%s binds to "
+		    "%s", names[i], found.dli_fname);
+	}
 }
