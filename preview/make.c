@@ -346,8 +346,27 @@ keep_books(const struct maker *mk, struct store_conn *conn, struct job *j,
 	}
 }
 
+/* The ETag the previews name: what was read, or what the listing said. */
+static void
+job_etag(const struct job *j, char *etag, size_t len)
+{
+	clean_etag(j->fetched ? j->etag : j->listed_etag, etag, len);
+}
+
 void
-make_store(const struct maker *mk, struct store_conn *conn, struct job *j)
+make_store_one(const struct maker *mk, struct store_conn *conn, struct job *j,
+    size_t i)
+{
+	char	etag[STORE_ETAG_MAX + 1];
+
+	if (i >= j->n || j->p[i].result != MAKE_PENDING)
+		return;
+	job_etag(j, etag, sizeof(etag));
+	put_one(mk, conn, j, &j->p[i], etag);
+}
+
+void
+make_store_end(const struct maker *mk, struct store_conn *conn, struct job *j)
 {
 	struct store_head	 hd;
 	struct store_error	 err;
@@ -357,11 +376,7 @@ make_store(const struct maker *mk, struct store_conn *conn, struct job *j)
 	char			 now[STORE_ETAG_MAX + 1];
 	size_t			 i, made = 0;
 
-	/* What was read, or what the listing said when nothing was. */
-	clean_etag(j->fetched ? j->etag : j->listed_etag, etag, sizeof(etag));
-	for (i = 0; i < j->n; i++)
-		if (j->p[i].result == MAKE_PENDING)
-			put_one(mk, conn, j, &j->p[i], etag);
+	job_etag(j, etag, sizeof(etag));
 	for (i = 0; i < j->n; i++)
 		made += j->p[i].result == MAKE_MADE;
 	buf_init(&mark, BUF_NOMAX);

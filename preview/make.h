@@ -4,16 +4,18 @@
  *   make_fetch   GET the original once (its ETag is what the previews
  *                will say they were made from);
  *   make_render  every preset of the job from that one read (render.c);
- *   make_store   PUT each preview made, with its Content-Type,
- *                Cache-Control, ACL and metadata, then the bookkeeping:
- *                a stale preview whose original is no longer an image is
+ *   make_store_one  PUT one preview made, with its Content-Type,
+ *                Cache-Control, ACL and metadata (the previews of a job
+ *                may go at once, each from its own thread);
+ *   make_store_end  once they are all written, the bookkeeping: a stale
+ *                preview whose original is no longer an image is
  *                removed, a preset that failed is marked so that the next
  *                runs can tell it from the listing, and the original is
  *                read again (one HEAD) to make sure it is still the one
  *                the previews were made from.
  *
- * generate's pool runs the steps in three threads per worker so that
- * downloads, renders and uploads overlap; serve runs them for one key.
+ * The pool (work.h) runs the steps in threads of their own so that
+ * downloads, renders and uploads overlap, for generate and serve.
  * Each preset of a job ends with a result: made, failed (with its own
  * reason) or skipped. Nothing here prints.
  */
@@ -100,6 +102,10 @@ struct job {
 	int			 marks_written;
 	int			 marks_removed;
 	void			*arg;		/* the caller's */
+
+	/* The pool's (work.c), under its lock. */
+	size_t			 next_put;	/* presets before: taken */
+	int			 puts_busy;	/* being written */
 };
 
 /*
@@ -116,7 +122,11 @@ int		 job_done(const struct job *);
 void		 make_fetch(const struct maker *, struct store_conn *,
 		    struct job *);
 void		 make_render(const struct maker *, struct job *);
-void		 make_store(const struct maker *, struct store_conn *,
+/* Preset i, when it waits to be written; one thread per preset. */
+void		 make_store_one(const struct maker *, struct store_conn *,
+		    struct job *, size_t i);
+/* After every make_store_one of the job has returned. */
+void		 make_store_end(const struct maker *, struct store_conn *,
 		    struct job *);
 /* Fail every preset still pending, for why (the run stopped, say). */
 void		 job_fail_pending(struct job *, enum make_why, const char *why,

@@ -5,12 +5,17 @@
  * as long as the fetchers are many), `fetched` (WORK_PREFETCH * N) and
  * `rendered` (as long as the uploaders are many). A stage's thread takes
  * from its queue, runs its step, and puts the job on the next queue, or
- * hands it to `done` after the last step. A queue closes when every
- * thread of the stage before it has ended, so the stages drain in order.
+ * hands it to `done` after the last step. Uploaders take a preset at a
+ * time, so that a job's previews are written at once (a round trip each
+ * to far storage); whichever ends the job's last write keeps its books.
+ * A queue closes when every thread of the stage before it has ended, so
+ * the stages drain in order.
  *
  * Lock invariants: `mtx` guards every queue, `closed`, `stop`, the thread
- * counts and the failure counts; `report_mtx` serialises calls of done. A
- * job belongs to exactly one queue or one thread at a time.
+ * counts, the failure counts and the jobs' next_put and puts_busy;
+ * `report_mtx` serialises calls of done. A job belongs to one queue or
+ * one thread at a time, but for the uploaders: each owns the preset it
+ * took, and the job's books are the last one's.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -92,14 +97,49 @@ put(struct work *w, struct queue *q, struct job *j)
 	return 0;
 }
 
+#define NO_PRESET	((size_t)-1)
+
+/* The first preset of j from `from` that waits to be written, or j->n. */
+static size_t
+next_put(const struct job *j, size_t from)
+{
+	while (from < j->n && j->p[from].result != MAKE_PENDING)
+		from++;
+	return from;
+}
+
 /*
- * The next job of stage s, or NULL when its queue is closed and empty.
- * Once the pool stops, fetchers and renderers take nothing more; the
- * uploaders still finish what was rendered, unless writes are what
- * fails: then only the writes under way end.
+ * An uploader's next preset to write, of the job at the head of q (with
+ * mtx held): the presets of one job go to as many uploaders at once, and
+ * the job leaves the queue with its last one. A job with none to write
+ * is taken whole (*idx NO_PRESET), for its bookkeeping.
  */
 static struct job *
-take(struct work *w, enum stage s)
+take_put(struct queue *q, size_t *idx)
+{
+	struct job	*j = q->v[q->head];
+	size_t		 i = next_put(j, j->next_put);
+
+	*idx = i < j->n ? i : NO_PRESET;
+	j->next_put = i < j->n ? i + 1 : j->n;
+	j->puts_busy++;
+	if (next_put(j, j->next_put) == j->n) {
+		j->next_put = j->n;
+		q->head = (q->head + 1) % q->size;
+		q->count--;
+	}
+	return j;
+}
+
+/*
+ * The next job of stage s (for the uploaders, *idx says which preset),
+ * or NULL when its queue is closed and empty. Once the pool stops,
+ * fetchers and renderers take nothing more; the uploaders still finish
+ * what was rendered, unless writes are what fails: then only the job
+ * begun is written to its end.
+ */
+static struct job *
+take(struct work *w, enum stage s, size_t *idx)
 {
 	struct queue	*q = &w->q[s];
 	struct job	*j = NULL;
@@ -108,9 +148,16 @@ take(struct work *w, enum stage s)
 	for (;;) {
 		if (cancelled(w))
 			halt(w, WORK_CANCELLED);
-		if (w->stop != WORK_RUNNING && (s != ST_STORE ||
-		    w->stop == WORK_WRITES_FAILING))
+		if (w->stop != WORK_RUNNING && s != ST_STORE)
 			break;
+		if (s == ST_STORE && w->stop == WORK_WRITES_FAILING &&
+		    (q->count == 0 || q->v[q->head]->next_put == 0))
+			break;
+		if (q->count > 0 && s == ST_STORE) {
+			j = take_put(q, idx);
+			pthread_cond_broadcast(&w->cv);
+			break;
+		}
 		if (q->count > 0) {
 			j = q->v[q->head];
 			q->head = (q->head + 1) % q->size;
@@ -127,19 +174,19 @@ take(struct work *w, enum stage s)
 }
 
 /*
- * Count what a step says of the storage, right after it: the reads after
- * the fetch, the writes after the store. Too many failures in a row stop
- * the pool before the other threads run through every job left.
+ * Count what a step says of the storage, right after it: the original's
+ * read after the fetch, each write after it is made. Too many failures in
+ * a row stop the pool before the other threads run through every job
+ * left.
  */
 static void
-tally(struct work *w, const struct job *j, int write)
+tally_locked(struct work *w, const struct job *j, size_t write)
 {
-	size_t	i;
-	int	stop;
+	const struct job_preset	*p;
+	size_t			 i;
+	int			 stop;
 
-	pthread_mutex_lock(&w->mtx);
-	if (!write) {
-		/* One read per job: the original's. */
+	if (write == NO_PRESET) {
 		if (j->fetched)
 			w->read_errs = 0;
 		for (i = 0; i < j->n; i++)
@@ -148,21 +195,43 @@ tally(struct work *w, const struct job *j, int write)
 				w->read_errs++;
 				break;
 			}
-	} else
-		/* A write per preview, in the order they were made. */
-		for (i = 0; i < j->n; i++) {
-			if (j->p[i].result == MAKE_MADE)
-				w->write_errs = 0;
-			else if (j->p[i].result == MAKE_FAILED &&
-			    j->p[i].storage && j->p[i].write)
-				w->write_errs++;
-		}
+	} else if (write < j->n) {
+		p = &j->p[write];
+		if (p->result == MAKE_MADE)
+			w->write_errs = 0;
+		else if (p->result == MAKE_FAILED && p->storage && p->write)
+			w->write_errs++;
+	}
 	stop = w->p.max_storage_errors > 0;
 	if (stop && w->read_errs >= w->p.max_storage_errors)
 		halt(w, WORK_READS_FAILING);
 	if (stop && w->write_errs >= w->p.max_storage_errors)
 		halt(w, WORK_WRITES_FAILING);
+}
+
+static void
+tally_read(struct work *w, const struct job *j)
+{
+	pthread_mutex_lock(&w->mtx);
+	tally_locked(w, j, NO_PRESET);
 	pthread_mutex_unlock(&w->mtx);
+}
+
+/*
+ * Preset idx of j was written (or there was none to write): whether
+ * the job's last write is over, and its bookkeeping this thread's.
+ */
+static int
+put_ended(struct work *w, struct job *j, size_t idx)
+{
+	int	last;
+
+	pthread_mutex_lock(&w->mtx);
+	if (idx != NO_PRESET)
+		tally_locked(w, j, idx);
+	last = --j->puts_busy == 0 && j->next_put == j->n;
+	pthread_mutex_unlock(&w->mtx);
+	return last;
 }
 
 static void
@@ -193,23 +262,27 @@ thread_main(void *arg)
 	const struct maker	*mk = w->p.maker;
 	struct job		*j;
 	sigset_t		 all;
+	size_t			 idx = NO_PRESET;
 
 	/* Signals are the main thread's. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	while ((j = take(w, ta->stage)) != NULL) {
+	while ((j = take(w, ta->stage, &idx)) != NULL) {
 		switch (ta->stage) {
 		case ST_FETCH:
 			make_fetch(mk, ta->conn, j);
-			tally(w, j, 0);
+			tally_read(w, j);
 			break;
 		case ST_RENDER:
 			make_render(mk, j);
 			break;
 		case ST_STORE:
-			make_store(mk, ta->conn, j);
-			tally(w, j, 1);
-			finish_job(w, j);
+			if (idx != NO_PRESET)
+				make_store_one(mk, ta->conn, j, idx);
+			if (put_ended(w, j, idx)) {
+				make_store_end(mk, ta->conn, j);
+				finish_job(w, j);
+			}
 			continue;
 		case ST_COUNT:
 			break;

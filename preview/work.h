@@ -2,8 +2,8 @@
  * work: the pool that makes previews, for generate and for serve.
  *
  * Jobs (make.h) go through three stages: fetchers read originals, N
- * renderers make the previews, uploaders write them and do the
- * bookkeeping. Bounded queues link the stages, so the next originals are
+ * renderers make the previews, uploaders write them (the previews of one
+ * original at once) and do the bookkeeping. Bounded queues link the stages, so the next originals are
  * on their way while the current ones decode, and the uploads of one image
  * overlap the decoding of the next; work_push blocks while the first queue
  * is full, so listing never runs far ahead of the workers. A storage far
@@ -18,7 +18,8 @@
  * report lock, so the caller's counters need no lock of their own), which
  * owns it from then on. Failures of the storage as a whole are counted in
  * a row, reads and writes apart: max_storage_errors of either stops the
- * pool; a success of the same kind starts the count again.
+ * pool; a success of the same kind starts the count again. Writes failing
+ * end the uploads begun, and no other.
  */
 #ifndef PREWCTL_WORK_H
 #define PREWCTL_WORK_H

@@ -598,7 +598,7 @@ Test(failures, refused_writes_stop_the_run)
 	cr_assert_eq(s.denied, s.put, "PUTs got through the proxy");
 	cr_assert_geq(s.put, MAX_STORAGE_ERRORS);
 	/* It stopped well before the end: far fewer originals tried. */
-	jobs = s.put / NPUTPRESETS;
+	jobs = (s.put + NPUTPRESETS - 1) / NPUTPRESETS;
 	cr_assert_leq(jobs, NPUTORIG / 2, "%lld PUTs: %lld of %d originals "
 	    "tried", s.put, jobs, NPUTORIG);
 	cr_assert_lt(s.get, NPUTORIG / 2, "%lld originals read of %d", s.get,
@@ -621,18 +621,17 @@ Test(failures, refused_writes_stop_the_run)
 
 /*
  * The man page: generate stops "after ten ... writes ... failed in a
- * row". With three presets an original is three writes, counted when
- * its upload ends: nine refused, then the upload that makes it twelve,
- * and the uploads under way beside it (three more uploaders, three
- * writes each) end; nothing waiting is written.
+ * row". Then the writes under way beside the tenth end (three more
+ * uploaders, one write each), and the original begun gets its other
+ * previews written (two more at most, of three presets); nothing else.
  */
 Test(failures, refused_writes_stop_after_ten_writes)
 {
 	struct th_run	 r;
 	struct th_json	*j;
 	struct fstats	 s;
-	long long	 bound = MAX_STORAGE_ERRORS - 1 + UPLOADERS_J1 *
-	    NPUTPRESETS;
+	long long	 bound = MAX_STORAGE_ERRORS + (UPLOADERS_J1 - 1) +
+	    (NPUTPRESETS - 1);
 
 	refused_writes_run(&r, &j, &s);
 	th_expect_exit(&r, 3, "generate with every PUT refused");

@@ -872,6 +872,52 @@ Test(scale, originals_download_while_one_renders)
 }
 
 /*
+ * The previews of one original are written at once, a round trip for
+ * all of them rather than one each: with one renderer and every preview
+ * PUT held at the proxy, the three presets' PUTs are all held together.
+ * Uploads one after another would leave one held, and the run waiting.
+ */
+Test(scale, the_previews_of_one_original_are_written_at_once)
+{
+	struct th_json	*j;
+	const char	*cfg, *outp = tmp_path("out"), *errp = tmp_path("err");
+	const char	*args[] = { "-c", NULL, "generate", "-j", "1", "--json",
+		NULL };
+	double		 deadline;
+	pid_t		 pid;
+	int		 code;
+
+	put_originals(0, 1);
+	/* (Let a PUT go after a minute: uploads in a row then end the run.) */
+	th_proxy_start(&T.px, (const char *const []){ "--hold-put", "/prew/a/",
+	    "--hold-put", "/prew/b/", "--hold-put", "/prew/c/",
+	    "--hold-seconds", "60", NULL });
+	cfg = config(T.px.endpoint, "[preset a]\nwidth = 16\n"
+	    "[preset b]\nwidth = 24\n[preset c]\nwidth = 32\n");
+	args[1] = cfg;
+	pid = th_spawn_prewctl(args, NULL, outp, errp);
+	deadline = th_now() + RUN_LIMIT;
+	for (;;) {
+		j = th_proxy_stats(&T.px);
+		code = (int)th_json_num(j, "held");
+		th_json_free(j);
+		if (code == 3)
+			break;
+		cr_assert_eq(waitpid(pid, &code, WNOHANG), 0,
+		    "the run ended with its PUTs held: %s",
+		    th_slurp(errp, NULL));
+		cr_assert_lt(th_now(), deadline, "%d of 3 PUTs held at once",
+		    code);
+		th_pace();
+	}
+	th_proxy_release(&T.px);
+	code = th_reap(pid, RUN_LIMIT, "generate -j 1");
+	cr_assert_eq(code, 0, "exit %d: %s", code, th_slurp(errp, NULL));
+	cr_assert_eq(th_count(T.c, key("prew/", "")), 3 + 3,
+	    "three previews and three stamps");
+}
+
+/*
  * A folder name XML cannot carry (a control byte, which S3 allows) is no
  * range boundary: RGW echoes a listing's start-after and prefix
  * unescaped, and its answer would not parse. A source over a page, so
