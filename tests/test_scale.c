@@ -240,11 +240,10 @@ setup(void)
 	cr_assert(VIPS_INIT("prewctl-tests") == 0);
 }
 
-/* After setup: the folder backend under T.root. */
+/* After the suite's setup (Criterion runs both): the folder backend. */
 static void
 setup_dir(void)
 {
-	setup();
 	memcpy(T.root, "/tmp/prewctl-scale-dir-XXXXXX", 30);
 	cr_assert_not_null(mkdtemp(T.root));
 }

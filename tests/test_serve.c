@@ -1310,6 +1310,7 @@ Test(serve, direct_same_as_generate)
 	    "generate's preview %zu", r.clen, ref.len);
 	k = prev_key(&a, "small", "2024/head.jpg");
 	get_object(c, k, &got, &got_hd);
+	free(k);
 	cr_assert(got.len == ref.len && memcmp(got.data, ref.data, ref.len) ==
 	    0, "the preview HEAD stored is not generate's");
 	cr_assert_str_eq(meta_of(&got_hd), meta_of(&ref_hd));
@@ -3054,9 +3055,17 @@ Test(serve, soak_memory)
 	cr_log_info("serve soak: %d requests in %.1f s; VmRSS %ld kB after "
 	    "the first %d, %ld kB at the end (%.2fx)", SOAK_N, th_now() - t0,
 	    rss1, SOAK_N / 10, rss2, (double)rss2 / (double)rss1);
+#ifndef __SANITIZE_ADDRESS__
+	/*
+	 * Built with ASan (make SAN=1), ASan's own memory grows with the
+	 * requests (1.16 to 1.19 times here, its quarantine off): the bound
+	 * is for the plain build, which make check runs first; the SAN run
+	 * has LeakSanitizer check serve when it exits.
+	 */
 	cr_assert_leq((double)rss2, 1.2 * (double)rss1, "serve's resident "
 	    "memory grew from %ld kB to %ld kB over %d requests", rss1, rss2,
 	    SOAK_N);
+#endif
 	cr_assert_eq(sv_metric(&s, "prewctl_serve_inflight"), 0);
 
 	sv_stop(&s);
