@@ -450,15 +450,40 @@ make_reference(int n)
 		}
 }
 
+/* The width and height of an encoded image; 0 when it does not open. */
+static int
+dims_of(const struct buf *b, int *w, int *h)
+{
+	VipsImage	*img;
+
+	img = vips_image_new_from_buffer(b->data, b->len, "", NULL);
+	if (img == NULL) {
+		vips_error_clear();
+		return 0;
+	}
+	*w = img->Xsize;
+	*h = img->Ysize;
+	g_object_unref(img);
+	return 1;
+}
+
 /*
  * Every preview of the n originals under prefix: when present, it must be
  * the reference one. Returns how many are present; sets missing[i][k].
+ *
+ * alone (NULL: none) names the previews made without the original's
+ * other presets (their job was cut short by an outage, and the next run
+ * made the rest). Several presets are made from one shared decode sized
+ * for the largest of them (README, Images); one made alone is decoded for
+ * its own size, so its bytes may differ: it must have the reference's
+ * size and decode whole.
  */
 static int
-check_previews(const char *prefix, int n, int missing[NORIG][NPRESET])
+check_previews(const char *prefix, int n, int missing[NORIG][NPRESET],
+    int alone[NORIG][NPRESET])
 {
 	struct buf	b;
-	int		i, k, present = 0, bad = 0;
+	int		i, k, present = 0, bad = 0, w, h, rw, rh;
 
 	buf_init(&b, BUF_NOMAX);
 	for (i = 0; i < n; i++)
@@ -470,6 +495,18 @@ check_previews(const char *prefix, int n, int missing[NORIG][NPRESET])
 			if (missing[i][k])
 				continue;
 			present++;
+			if (alone != NULL && alone[i][k]) {
+				if (!dims_of(&b, &w, &h) ||
+				    !dims_of(&F.ref[i][k], &rw, &rh) ||
+				    w != rw || h != rh || !decodes_fully(&b)) {
+					cr_log_error("preview %s of %s, made "
+					    "alone: not the reference's size "
+					    "or does not decode",
+					    presets[k].name, orig_name(i));
+					bad++;
+				}
+				continue;
+			}
 			if (b.len != F.ref[i][k].len ||
 			    memcmp(b.data, F.ref[i][k].data, b.len) != 0) {
 				cr_log_error("preview %s of %s: %zu bytes, "
@@ -594,7 +631,7 @@ faulty_run(int n, const char *const *opts, const char *cfg_extra,
 	    r.err.data);
 	cr_assert_null(strstr(r.err.data, "truncated"), "stderr: %.2000s",
 	    r.err.data);
-	cr_assert_eq(check_previews(prefix, n, missing), n * NPRESET);
+	cr_assert_eq(check_previews(prefix, n, missing, NULL), n * NPRESET);
 
 	attempts = j->list + j->get + j->put + j->head + j->del;
 	expect_retries = ps->slowdown + ps->internal + ps->cut + ps->stall +
@@ -699,6 +736,7 @@ Test(faults, outage_stops_with_exit_3_and_next_run_completes)
 	struct th_run	 r;
 	char		*cfg;
 	int		 missing[NORIG][NPRESET], again[NORIG][NPRESET];
+	int		 alone[NORIG][NPRESET];
 	int		 present, nmissing, i, k;
 	size_t		 puts_before, m, bad = 0;
 	double		 secs;
@@ -734,7 +772,7 @@ Test(faults, outage_stops_with_exit_3_and_next_run_completes)
 	pstats_release(&ps);
 
 	/* Nothing half-written: what is there is whole and right. */
-	present = check_previews(prefix, NORIG, missing);
+	present = check_previews(prefix, NORIG, missing, NULL);
 	cr_assert_eq(present, (int)j.generated, "%d previews in the bucket, "
 	    "the run says it made %lld", present, j.generated);
 	cr_assert_gt(present, 0, "the endpoint died before any preview");
@@ -752,7 +790,15 @@ Test(faults, outage_stops_with_exit_3_and_next_run_completes)
 	cr_assert(j.no_failures);
 	cr_assert_eq(j.generated, nmissing, "the second run made %lld "
 	    "previews; %d were missing", j.generated, nmissing);
-	cr_assert_eq(check_previews(prefix, NORIG, again), NORIG * NPRESET);
+	/* A preset missing beside one made: the next run made it alone. */
+	for (i = 0; i < NORIG; i++) {
+		for (k = 0, m = 0; k < NPRESET; k++)
+			m += (size_t)!missing[i][k];
+		for (k = 0; k < NPRESET; k++)
+			alone[i][k] = missing[i][k] && m > 0;
+	}
+	cr_assert_eq(check_previews(prefix, NORIG, again, alone),
+	    NORIG * NPRESET);
 	pstats_read(px, &ps);
 	cr_assert_eq(ps.nput_paths - puts_before, (size_t)nmissing,
 	    "the second run made %zu PUTs for %d missing previews",
