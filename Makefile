@@ -34,9 +34,9 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 # The Debian 12 packages each kind of run needs: the one list of them.
-DEPS_BUILD = build-essential pkg-config libvips-dev libcurl4-openssl-dev \
-	libxml2-dev libinih-dev libssl-dev liblcms2-dev libmicrohttpd-dev \
-	libhiredis-dev
+DEPS_BUILD = build-essential pkg-config libvips-dev liborc-0.4-dev \
+	libcurl4-openssl-dev libxml2-dev libinih-dev libssl-dev liblcms2-dev \
+	libmicrohttpd-dev libhiredis-dev
 DEPS_UNIT = $(DEPS_BUILD) libcriterion-dev groff-base groff python3
 DEPS_TEST = $(DEPS_UNIT) radosgw ceph-mon ceph-osd curl ca-certificates \
 	redis-server nginx-light python3-prometheus-client python3-yaml \
