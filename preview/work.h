@@ -3,9 +3,9 @@
  *
  * Jobs (make.h) go through three stages: fetchers read originals, N
  * renderers make the previews, uploaders write them (the previews of one
- * original at once) and do the bookkeeping. Bounded queues link the stages, so the next originals are
- * on their way while the current ones decode, and the uploads of one image
- * overlap the decoding of the next; work_push blocks while the first queue
+ * original at once) and do the bookkeeping. Bounded queues link the
+ * stages, so the next originals are on their way while the current ones
+ * decode, and the uploads of one image overlap the decoding of the next; work_push blocks while the first queue
  * is full, so listing never runs far ahead of the workers. A storage far
  * away (S3: tens of milliseconds a request) is why there are more fetchers
  * and uploaders than renderers: a renderer never waits for a round trip.
@@ -32,7 +32,7 @@
 /* Per worker (renderer), chosen by measurement (README, Performance). */
 #define WORK_FETCHERS	2	/* originals being read */
 #define WORK_PREFETCH	1	/* read, waiting for a renderer */
-#define WORK_STORERS	4	/* jobs being written */
+#define WORK_STORERS	4	/* previews being written */
 
 typedef void	(*work_done_fn)(void *arg, struct job *);
 

@@ -471,12 +471,12 @@ dims_of(const struct buf *b, int *w, int *h)
  * Every preview of the n originals under prefix: when present, it must be
  * the reference one. Returns how many are present; sets missing[i][k].
  *
- * alone (NULL: none) names the previews made without the original's
- * other presets (their job was cut short by an outage, and the next run
- * made the rest). Several presets are made from one shared decode sized
- * for the largest of them (README, Images); one made alone is decoded for
- * its own size, so its bytes may differ: it must have the reference's
- * size and decode whole.
+ * alone (NULL: none) names the previews made without all of the
+ * original's presets (their job was cut short by an outage, and the next
+ * run made the rest). Presets made together share one decode sized for
+ * the largest of them (README, Images): made without the largest, their
+ * bytes may differ from the reference's; they must have its size and
+ * decode whole.
  */
 static int
 check_previews(const char *prefix, int n, int missing[NORIG][NPRESET],
@@ -500,7 +500,7 @@ check_previews(const char *prefix, int n, int missing[NORIG][NPRESET],
 				    !dims_of(&F.ref[i][k], &rw, &rh) ||
 				    w != rw || h != rh || !decodes_fully(&b)) {
 					cr_log_error("preview %s of %s, made "
-					    "alone: not the reference's size "
+					    "apart: not the reference's size "
 					    "or does not decode",
 					    presets[k].name, orig_name(i));
 					bad++;
@@ -790,7 +790,7 @@ Test(faults, outage_stops_with_exit_3_and_next_run_completes)
 	cr_assert(j.no_failures);
 	cr_assert_eq(j.generated, nmissing, "the second run made %lld "
 	    "previews; %d were missing", j.generated, nmissing);
-	/* A preset missing beside one made: the next run made it alone. */
+	/* Missing beside one made: the next run made it without that one. */
 	for (i = 0; i < NORIG; i++) {
 		for (k = 0, m = 0; k < NPRESET; k++)
 			m += (size_t)!missing[i][k];

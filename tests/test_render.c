@@ -1504,14 +1504,21 @@ Test(render, orc_code_is_compiled_and_freed_under_our_lock)
 		"orc_program_free" };
 	Dl_info	 self, found;
 	size_t	 i;
-	void	*f;
+	void	*f, *orc, *real;
 
 	cr_assert(dladdr((void *)render_image, &self) != 0);
+	/* libvips loaded liborc: ours forward to its definitions. */
+	orc = dlopen("liborc-0.4.so.0", RTLD_LAZY | RTLD_NOLOAD);
+	cr_assert_not_null(orc, "liborc is not loaded");
 	for (i = 0; i < 2; i++) {
 		f = dlsym(RTLD_DEFAULT, names[i]);
 		cr_assert_not_null(f, "%s not found", names[i]);
 		cr_assert(dladdr(f, &found) != 0);
 		cr_assert_str_eq(found.dli_fname, self.dli_fname, "%s binds to "
 		    "%s", names[i], found.dli_fname);
+		real = dlsym(RTLD_NEXT, names[i]);
+		cr_assert(real != NULL && real == dlsym(orc, names[i]),
+		    "%s: the next definition is not liborc's", names[i]);
 	}
+	dlclose(orc);
 }

@@ -3016,6 +3016,15 @@ soak_run(struct sv *s, const char *prefix, size_t from, size_t to)
 	batch_free(b);
 }
 
+/* Built with AddressSanitizer: gcc says so one way, clang another. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+
 /*
  * A few thousand requests straight to serve, 16 at a time: fresh keys,
  * the same keys again, 404s and 400s. Its resident memory at the end is
@@ -3055,7 +3064,7 @@ Test(serve, soak_memory)
 	cr_log_info("serve soak: %d requests in %.1f s; VmRSS %ld kB after "
 	    "the first %d, %ld kB at the end (%.2fx)", SOAK_N, th_now() - t0,
 	    rss1, SOAK_N / 10, rss2, (double)rss2 / (double)rss1);
-#ifndef __SANITIZE_ADDRESS__
+#ifndef TEST_ASAN
 	/*
 	 * Built with ASan (make SAN=1), ASan's own memory grows with the
 	 * requests (1.16 to 1.19 times here, its quarantine off): the bound
