@@ -761,6 +761,29 @@ Test(scale, the_metrics_file_parses_after_a_good_run_and_a_failed_one)
 
 /* ---- --time-limit ---------------------------------------------------------- */
 
+/* Until the proxy holds n PUTs at once, while run pid goes on. */
+static void
+wait_held(pid_t pid, int n, const char *errp)
+{
+	struct th_json	*j;
+	double		 deadline = th_now() + RUN_LIMIT;
+	int		 held, status;
+
+	for (;;) {
+		j = th_proxy_stats(&T.px);
+		held = (int)th_json_num(j, "held");
+		th_json_free(j);
+		if (held >= n)
+			return;
+		cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "the run ended "
+		    "with %d of %d PUTs held: %s", held, n, th_slurp(errp,
+		    NULL));
+		cr_assert_lt(th_now(), deadline, "%d of %d PUTs held at once",
+		    held, n);
+		th_pace();
+	}
+}
+
 Test(scale, a_time_limit_stops_taking_originals_and_exits_75)
 {
 	struct th_json	*j;
@@ -768,7 +791,7 @@ Test(scale, a_time_limit_stops_taking_originals_and_exits_75)
 	const char	*cfg, *outp = tmp_path("out"), *errp = tmp_path("err");
 	const char	*args[] = { "-c", NULL, "generate", "-j", "1",
 		"--time-limit", "3s", "--json", NULL };
-	double		 held_at, deadline;
+	double		 held_at;
 	char		*doc;
 	size_t		 len, made;
 	pid_t		 pid;
@@ -781,19 +804,7 @@ Test(scale, a_time_limit_stops_taking_originals_and_exits_75)
 	cfg = config(T.px.endpoint, "[preset s]\nwidth = 48\n");
 	args[1] = cfg;
 	pid = th_spawn_prewctl(args, NULL, outp, errp);
-	deadline = th_now() + RUN_LIMIT;
-	for (;;) {
-		j = th_proxy_stats(&T.px);
-		code = (int)th_json_num(j, "held");
-		th_json_free(j);
-		if (code > 0)
-			break;
-		cr_assert_eq(waitpid(pid, &code, WNOHANG), 0,
-		    "the run ended before its first PUT: %s",
-		    th_slurp(errp, NULL));
-		cr_assert_lt(th_now(), deadline);
-		th_pace();
-	}
+	wait_held(pid, 1, errp);
 	/*
 	 * The run started before its PUT was held, so its 3 s are up 3 s
 	 * after; the stamp and its second come first, hence not 1 s.
@@ -878,11 +889,9 @@ Test(scale, originals_download_while_one_renders)
  */
 Test(scale, the_previews_of_one_original_are_written_at_once)
 {
-	struct th_json	*j;
 	const char	*cfg, *outp = tmp_path("out"), *errp = tmp_path("err");
 	const char	*args[] = { "-c", NULL, "generate", "-j", "1", "--json",
 		NULL };
-	double		 deadline;
 	pid_t		 pid;
 	int		 code;
 
@@ -895,20 +904,7 @@ Test(scale, the_previews_of_one_original_are_written_at_once)
 	    "[preset b]\nwidth = 24\n[preset c]\nwidth = 32\n");
 	args[1] = cfg;
 	pid = th_spawn_prewctl(args, NULL, outp, errp);
-	deadline = th_now() + RUN_LIMIT;
-	for (;;) {
-		j = th_proxy_stats(&T.px);
-		code = (int)th_json_num(j, "held");
-		th_json_free(j);
-		if (code == 3)
-			break;
-		cr_assert_eq(waitpid(pid, &code, WNOHANG), 0,
-		    "the run ended with its PUTs held: %s",
-		    th_slurp(errp, NULL));
-		cr_assert_lt(th_now(), deadline, "%d of 3 PUTs held at once",
-		    code);
-		th_pace();
-	}
+	wait_held(pid, 3, errp);
 	th_proxy_release(&T.px);
 	code = th_reap(pid, RUN_LIMIT, "generate -j 1");
 	cr_assert_eq(code, 0, "exit %d: %s", code, th_slurp(errp, NULL));
