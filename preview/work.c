@@ -61,6 +61,17 @@ queue_init(struct queue *q, size_t size)
 	return (q->v = calloc(size, sizeof(*q->v))) != NULL ? 0 : -1;
 }
 
+/* The job at the head of q, taken off it. */
+static struct job *
+queue_pop(struct queue *q)
+{
+	struct job	*j = q->v[q->head];
+
+	q->head = (q->head + 1) % q->size;
+	q->count--;
+	return j;
+}
+
 static int
 cancelled(const struct work *w)
 {
@@ -125,8 +136,7 @@ take_put(struct queue *q, size_t *idx)
 	j->puts_busy++;
 	if (next_put(j, j->next_put) == j->n) {
 		j->next_put = j->n;
-		q->head = (q->head + 1) % q->size;
-		q->count--;
+		(void)queue_pop(q);
 	}
 	return j;
 }
@@ -153,15 +163,8 @@ take(struct work *w, enum stage s, size_t *idx)
 		if (s == ST_STORE && w->stop == WORK_WRITES_FAILING &&
 		    (q->count == 0 || q->v[q->head]->next_put == 0))
 			break;
-		if (q->count > 0 && s == ST_STORE) {
-			j = take_put(q, idx);
-			pthread_cond_broadcast(&w->cv);
-			break;
-		}
 		if (q->count > 0) {
-			j = q->v[q->head];
-			q->head = (q->head + 1) % q->size;
-			q->count--;
+			j = s == ST_STORE ? take_put(q, idx) : queue_pop(q);
 			pthread_cond_broadcast(&w->cv);
 			break;
 		}
@@ -323,11 +326,8 @@ start_thread(struct work *w, enum stage s, struct store_conn *conn)
 static void
 drop_queued(struct queue *q)
 {
-	while (q->count > 0) {
-		job_free(q->v[q->head]);
-		q->head = (q->head + 1) % q->size;
-		q->count--;
-	}
+	while (q->count > 0)
+		job_free(queue_pop(q));
 	free(q->v);
 }
 

@@ -288,12 +288,33 @@ preview_width(const char *k)
 	return w;
 }
 
+/*
+ * The proxy saw each of the n originals' s and m previews PUT s_puts and
+ * m_puts times, and each preset's stamp as often.
+ */
+static void
+puts_were(int n, long long s_puts, long long m_puts)
+{
+	int	i;
+
+	for (i = 0; i < n; i++) {
+		cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
+		    wire("prew/s/", rel_of(i))), s_puts, "s/%s", rel_of(i));
+		cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
+		    wire("prew/m/", rel_of(i))), m_puts, "m/%s", rel_of(i));
+	}
+	cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
+	    wire("prew/.prewctl-stamp-s", "")), s_puts);
+	cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
+	    wire("prew/.prewctl-stamp-m", "")), m_puts);
+}
+
 Test(scale, three_shards_write_each_preview_once_then_once_more_after_a_change)
 {
 	struct th_json	*d[3], *j;
 	struct th_run	 r;
 	const char	*cfg;
-	int		 i, n = 24;
+	int		 n = 24;
 
 	put_originals(0, n);
 	th_proxy_start(&T.px, NULL);
@@ -304,16 +325,7 @@ Test(scale, three_shards_write_each_preview_once_then_once_more_after_a_change)
 	cr_assert_eq(sum(d, 3, "presets.s.generated"), n);
 	cr_assert_eq(sum(d, 3, "presets.m.generated"), n);
 	free_all(d, 3);
-	for (i = 0; i < n; i++) {
-		cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
-		    wire("prew/s/", rel_of(i))), 1, "s/%s", rel_of(i));
-		cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
-		    wire("prew/m/", rel_of(i))), 1, "m/%s", rel_of(i));
-	}
-	cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
-	    wire("prew/.prewctl-stamp-s", "")), 1);
-	cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
-	    wire("prew/.prewctl-stamp-m", "")), 1);
+	puts_were(n, 1, 1);
 	j = th_proxy_stats(&T.px);
 	cr_assert_eq(th_json_num(j, "requests.PUT"), 2 * n + 2,
 	    "PUTs besides the previews and the stamps");
@@ -332,16 +344,7 @@ Test(scale, three_shards_write_each_preview_once_then_once_more_after_a_change)
 	    th_json_num(d[2], "presets.m.fresh"));
 	cr_assert_eq(sum(d, 3, "presets.m.stale-preset"), n);
 	free_all(d, 3);
-	for (i = 0; i < n; i++) {
-		cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
-		    wire("prew/s/", rel_of(i))), 1, "s/%s", rel_of(i));
-		cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
-		    wire("prew/m/", rel_of(i))), 2, "m/%s", rel_of(i));
-	}
-	cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
-	    wire("prew/.prewctl-stamp-m", "")), 2);
-	cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
-	    wire("prew/.prewctl-stamp-s", "")), 1);
+	puts_were(n, 1, 2);
 	/* Progressive 308x231 turned by EXIF 6: 231 wide, 80 as preset. */
 	cr_assert_eq(preview_width(key("prew/m/", rel_of(7))), 80);
 
