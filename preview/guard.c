@@ -12,10 +12,13 @@
 
 /* Check sooner than the interval once this many keys are suspect. */
 #define SUSPECTS_MAX 10000
+/* A check HEADs the stamps at once, on at most this many connections. */
+#define CHECK_CONNS 8
 
 struct guard {
 	struct store			*store;
-	struct store_conn		*conn;	/* the checks' own */
+	struct store_conn		*conns[CHECK_CONNS];	/* the checks' */
+	size_t				 nconns;
 	const char			*previews;
 	const char			*source;
 	const struct preset *const	*presets;
@@ -28,7 +31,7 @@ struct guard {
 	struct buf			*suspects;	/* [n], NUL-separated */
 	uint64_t			 nsuspects;
 	size_t				 nlost;
-	struct stamps			 known;	/* the last read */
+	struct stamp			*known;	/* [n]: the last check's */
 
 	pthread_t			 thread;
 	int				 running;
@@ -57,21 +60,23 @@ guard_new(struct store *store, const char *previews, const char *source,
 		g->cbs = *cbs;
 	g->lost = calloc(n + 1, sizeof(*g->lost));
 	g->suspects = calloc(n + 1, sizeof(*g->suspects));
-	g->known.v = calloc(n + 1, sizeof(*g->known.v));
-	if (g->lost == NULL || g->suspects == NULL || g->known.v == NULL ||
-	    (g->conn = store_conn_new(store)) == NULL) {
-		free(g->lost);
-		free(g->suspects);
-		free(g->known.v);
-		free(g);
-		return NULL;
-	}
-	/* Only what the check compares: a stamp's ETag and its verdict. */
-	g->known.n = n;
-	for (i = 0; start != NULL && i < n && i < start->n; i++) {
-		memcpy(g->known.v[i].etag, start->v[i].etag,
-		    sizeof(g->known.v[i].etag));
-		g->known.v[i].current = start->v[i].current;
+	g->known = calloc(n + 1, sizeof(*g->known));
+	if (g->lost == NULL || g->suspects == NULL || g->known == NULL)
+		goto fail;
+	g->nconns = n < CHECK_CONNS ? n : CHECK_CONNS;
+	for (i = 0; i < g->nconns; i++)
+		if ((g->conns[i] = store_conn_new(store)) == NULL)
+			goto fail;
+	for (i = 0; i < n; i++) {
+		/* The definitions were read as stamps once: they fit. */
+		if (stamp_init(&g->known[i], presets[i], source) != 0)
+			goto fail;
+		if (start == NULL || i >= start->n)
+			continue;
+		/* What a check compares: the stamp's ETag and its verdict. */
+		memcpy(g->known[i].etag, start->v[i].etag,
+		    sizeof(g->known[i].etag));
+		g->known[i].current = start->v[i].current;
 		if (follow && (start->v[i].current != 1 ||
 		    start->v[i].other_source)) {
 			g->lost[i] = 1;
@@ -85,6 +90,14 @@ guard_new(struct store *store, const char *previews, const char *source,
 	pthread_mutex_init(&g->check_mtx, NULL);
 	pthread_cond_init(&g->cv, NULL);
 	return g;
+fail:
+	for (i = 0; i < g->nconns; i++)
+		store_conn_free(g->conns[i]);
+	free(g->lost);
+	free(g->suspects);
+	free(g->known);
+	free(g);
+	return NULL;
 }
 
 void
@@ -98,8 +111,9 @@ guard_free(struct guard *g)
 		buf_release(&g->suspects[i]);
 	free(g->suspects);
 	free(g->lost);
-	free(g->known.v);
-	store_conn_free(g->conn);
+	free(g->known);
+	for (i = 0; i < g->nconns; i++)
+		store_conn_free(g->conns[i]);
 	pthread_mutex_destroy(&g->mtx);
 	pthread_mutex_destroy(&g->check_mtx);
 	pthread_cond_destroy(&g->cv);
@@ -182,7 +196,8 @@ remove_keys(struct guard *g, size_t preset, const struct buf *keys)
 		}
 		memset(failed, 0, n);
 		r = (struct removal){ g, preset, v, failed, n };
-		st = store_delete_many(g->conn, v, n, remove_failed, &r, &err);
+		st = store_delete_many(g->conns[0], v, n, remove_failed, &r,
+		    &err);
 		if (st != STORE_OK && st != STORE_EPARTIAL)
 			store_error_text(st, &err, why, sizeof(why));
 		pthread_mutex_lock(&g->mtx);
@@ -195,20 +210,98 @@ remove_keys(struct guard *g, size_t preset, const struct buf *keys)
 	}
 }
 
+/* One connection's share of a check: the stamps k, k + nconns, ... */
+struct checker {
+	struct guard		*g;
+	size_t			 k;
+	struct stamp		*now;	/* [n] */
+	enum store_status	*st;	/* [n] */
+	struct store_error	*err;	/* [n] */
+	pthread_t		 thread;
+	int			 started;
+};
+
+static void *
+checker_main(void *arg)
+{
+	struct checker	*ck = arg;
+	struct guard	*g = ck->g;
+	size_t		 i;
+
+	for (i = ck->k; i < g->n; i += g->nconns) {
+		ck->now[i] = g->known[i];
+		ck->st[i] = stamp_check(g->conns[ck->k], g->previews,
+		    g->source, &ck->now[i], g->known[i].current == 1 ?
+		    g->known[i].etag : "", &ck->err[i]);
+	}
+	return NULL;
+}
+
+/*
+ * HEAD every stamp at once, one round trip: into now[], with the first
+ * failure in err.
+ */
+static enum store_status
+check_stamps(struct guard *g, struct stamp *now, struct store_error *err)
+{
+	struct checker		 ck[CHECK_CONNS];
+	enum store_status	*sts;
+	struct store_error	*errs;
+	enum store_status	 st = STORE_OK;
+	size_t			 i;
+	sigset_t		 all, old;
+
+	sts = calloc(g->n + 1, sizeof(*sts));
+	errs = calloc(g->n + 1, sizeof(*errs));
+	if (sts == NULL || errs == NULL) {
+		free(sts);
+		free(errs);
+		return STORE_ENOMEM;
+	}
+	/* Signals stay with the threads that take them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (i = 0; i < g->nconns; i++) {
+		ck[i] = (struct checker){ .g = g, .k = i, .now = now,
+		    .st = sts, .err = errs };
+		ck[i].started = i > 0 && pthread_create(&ck[i].thread, NULL,
+		    checker_main, &ck[i]) == 0;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* The first share here, and any a thread could not take. */
+	for (i = 0; i < g->nconns; i++)
+		if (!ck[i].started)
+			(void)checker_main(&ck[i]);
+	for (i = 0; i < g->nconns; i++)
+		if (ck[i].started)
+			pthread_join(ck[i].thread, NULL);
+	for (i = 0; i < g->n && st == STORE_OK; i++)
+		if ((st = sts[i]) != STORE_OK)
+			*err = errs[i];
+	free(sts);
+	free(errs);
+	return st;
+}
+
 enum store_status
 guard_check(struct guard *g, struct store_error *err)
 {
-	struct stamps		 now;
+	struct stamp		*now;
 	struct buf		*taken;
 	enum store_status	 st;
 	uint64_t		 ntaken;
 	size_t			 i;
 	int			 lose, ours;
 
-	if ((taken = calloc(g->n + 1, sizeof(*taken))) == NULL)
+	taken = calloc(g->n + 1, sizeof(*taken));
+	now = calloc(g->n + 1, sizeof(*now));
+	if (taken == NULL || now == NULL) {
+		free(taken);
+		free(now);
 		return STORE_ENOMEM;
+	}
 	pthread_mutex_lock(&g->check_mtx);
-	/* What was written before this check's LIST is what it covers. */
+	/* What was written before this check's HEADs is what it covers. */
 	pthread_mutex_lock(&g->mtx);
 	for (i = 0; i < g->n; i++) {
 		taken[i] = g->suspects[i];
@@ -218,11 +311,7 @@ guard_check(struct guard *g, struct store_error *err)
 	g->nsuspects = 0;
 	pthread_mutex_unlock(&g->mtx);
 
-	st = stamps_read(g->conn, g->previews, g->source, g->presets, g->n,
-	    &g->known, &now, err);
-	/* The objects themselves: a lagging listing would hide a change. */
-	if (st == STORE_OK)
-		st = stamps_confirm(g->conn, g->previews, &now, err);
+	st = check_stamps(g, now, err);
 	for (i = 0; i < g->n; i++) {
 		if (st != STORE_OK) {
 			/* Unchecked: suspect still. */
@@ -237,7 +326,7 @@ guard_check(struct guard *g, struct store_error *err)
 			buf_release(&taken[i]);
 			continue;
 		}
-		ours = now.v[i].current == 1 && !now.v[i].other_source;
+		ours = now[i].current == 1 && !now[i].other_source;
 		pthread_mutex_lock(&g->mtx);
 		lose = !g->lost[i] && !ours;
 		if (lose) {
@@ -268,14 +357,11 @@ guard_check(struct guard *g, struct store_error *err)
 		pthread_mutex_unlock(&g->mtx);
 	}
 	/* What this check found is what the next one compares with. */
-	for (i = 0; st == STORE_OK && i < g->n; i++) {
-		memcpy(g->known.v[i].etag, now.v[i].etag,
-		    sizeof(g->known.v[i].etag));
-		g->known.v[i].current = now.v[i].current;
-	}
-	stamps_release(&now);
+	for (i = 0; st == STORE_OK && i < g->n; i++)
+		g->known[i] = now[i];
 	pthread_mutex_unlock(&g->check_mtx);
 	free(taken);
+	free(now);
 	return st;
 }
 
@@ -348,7 +434,10 @@ guard_stop(struct guard *g, struct store_error *err)
 void
 guard_stats(struct guard *g, struct s3_stats *sum)
 {
-	store_conn_stats(g->conn, sum);
+	size_t	i;
+
+	for (i = 0; i < g->nconns; i++)
+		store_conn_stats(g->conns[i], sum);
 }
 
 size_t

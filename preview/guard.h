@@ -5,12 +5,13 @@
  * run still going with the old width while CI's run writes the new
  * stamp). A preview the old run writes after the new stamp would be newer
  * than it, and so fresh for good. A HEAD per object would catch it at a
- * price; instead the guard re-reads the stamps (one delimiter LIST of the
- * previews root, stamps_read) every interval and keeps the keys written
- * since the last check that found the stamps unchanged: the suspects.
+ * price; instead the guard re-reads the stamps (a HEAD of each, all at
+ * once: a listing can lag a write) every interval and keeps the keys
+ * written since the last check that found the stamps unchanged: the
+ * suspects.
  *
  *   - A preview written before a check began is older than any stamp
- *     written after that check's LIST: if the stamp changes later, the
+ *     written after that check's HEADs: if the stamp changes later, the
  *     preview is stale by the stamp's time. Only suspects can be wrong.
  *   - When a check finds a preset's stamp no longer ours, that preset is
  *     lost: nothing more is written for it, its suspects are deleted, and

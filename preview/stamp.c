@@ -68,6 +68,72 @@ read_body(struct store_conn *c, const char *previews, const char *name,
 	return st;
 }
 
+/*
+ * What an ETag says of s: 1 current (the MD5 of the body, or of the
+ * definition alone for a stamp older than source lines), -1 nothing.
+ */
+static int
+etag_says(const struct stamp *s, const char *etag)
+{
+	return strcmp(etag, s->md5) == 0 || strcmp(etag, s->def_md5) == 0 ?
+	    1 : -1;
+}
+
+/*
+ * GET the body of s and judge it: current when it holds s's definition
+ * (none, or one too big: not current). The body's own time and ETag, not
+ * a listing's: a listing may still show the object this one replaced (RGW
+ * updates its index after answering the PUT), and the time of an older
+ * body would make previews older than this one fresh.
+ */
+static enum store_status
+judge_body(struct store_conn *c, const char *previews, const char *source,
+    struct stamp *s, struct store_error *err)
+{
+	struct store_head	 hd;
+	struct buf		 body;
+	enum store_status	 st;
+	const char		*def, *src;
+
+	buf_init(&body, STAMP_MAX);
+	store_head_init(&hd);
+	st = read_body(c, previews, s->preset->name, &body, &hd, err);
+	if (st == STORE_OK) {
+		s->mtime_ms = hd.mtime_ms;
+		(void)snprintf(s->etag, sizeof(s->etag), "%s", hd.etag);
+		parse_body(body.data, &def, &src);
+		s->other_source = src != NULL && strcmp(src, source) != 0;
+		if (s->other_source)
+			(void)snprintf(s->found_source,
+			    sizeof(s->found_source), "%s", src);
+		s->current = strcmp(def, s->canonical) == 0;
+	} else if (st == STORE_ETOOBIG || st == STORE_ENOTFOUND) {
+		s->current = 0;
+		st = STORE_OK;
+	}
+	store_head_release(&hd);
+	buf_release(&body);
+	return st;
+}
+
+int
+stamp_init(struct stamp *s, const struct preset *p, const char *source)
+{
+	int	len;
+
+	memset(s, 0, sizeof(*s));
+	s->preset = p;
+	if (preset_canonical(p, s->canonical, sizeof(s->canonical)) != 0)
+		return -1;
+	len = snprintf(s->body, sizeof(s->body), "%s\nsource=%s\n",
+	    s->canonical, source);
+	if (len < 0 || (size_t)len >= sizeof(s->body))
+		return -1;
+	md5_hex(s->body, s->md5);
+	md5_hex(s->canonical, s->def_md5);
+	return 0;
+}
+
 struct root_walk {
 	const char	*previews;
 	struct stamps	*ss;
@@ -114,8 +180,7 @@ root_obj(void *arg, const struct s3_object *o)
 		s->exists = 1;
 		s->mtime_ms = o->mtime_ms;
 		(void)snprintf(s->etag, sizeof(s->etag), "%s", o->etag);
-		s->current = strcmp(o->etag, s->md5) == 0 ||
-		    strcmp(o->etag, s->def_md5) == 0 ? 1 : -1;
+		s->current = etag_says(s, o->etag);
 	}
 	return 0;
 }
@@ -143,31 +208,16 @@ stamps_read(struct store_conn *c, const char *previews, const char *source,
 {
 	struct s3_list_params	 lp;
 	struct root_walk	 w;
-	struct buf		 body;
-	struct store_head	 hd;
-	enum store_status		 st;
-	const char		*def, *src;
+	enum store_status	 st;
 	size_t			 i;
-	int			 len;
 
 	memset(ss, 0, sizeof(*ss));
 	if ((ss->v = calloc(n + 1, sizeof(*ss->v))) == NULL)
 		return STORE_ENOMEM;
 	ss->n = n;
-	for (i = 0; i < n; i++) {
-		struct stamp *s = &ss->v[i];
-
-		s->preset = presets[i];
-		if (preset_canonical(presets[i], s->canonical,
-		    sizeof(s->canonical)) != 0)
+	for (i = 0; i < n; i++)
+		if (stamp_init(&ss->v[i], presets[i], source) != 0)
 			return STORE_EINVAL;
-		len = snprintf(s->body, sizeof(s->body), "%s\nsource=%s\n",
-		    s->canonical, source);
-		if (len < 0 || (size_t)len >= sizeof(s->body))
-			return STORE_EINVAL;
-		md5_hex(s->body, s->md5);
-		md5_hex(s->canonical, s->def_md5);
-	}
 	memset(&w, 0, sizeof(w));
 	w.previews = previews;
 	w.ss = ss;
@@ -181,8 +231,7 @@ stamps_read(struct store_conn *c, const char *previews, const char *source,
 		return st;
 
 	/* An ETag that is not the body's MD5: compare the body itself. */
-	buf_init(&body, STAMP_MAX);
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && st == STORE_OK; i++) {
 		struct stamp *s = &ss->v[i];
 
 		if (s->current != -1)
@@ -190,72 +239,46 @@ stamps_read(struct store_conn *c, const char *previews, const char *source,
 		/* The very object an earlier read found current. */
 		if (known != NULL && i < known->n && known->v[i].current == 1 &&
 		    known->v[i].etag[0] != '\0' &&
-		    strcmp(known->v[i].etag, s->etag) == 0) {
+		    strcmp(known->v[i].etag, s->etag) == 0)
 			s->current = 1;
-			continue;
-		}
-		store_head_init(&hd);
-		st = read_body(c, previews, s->preset->name, &body, &hd, err);
-		/*
-		 * The body's own time and ETag, not the listing's: a listing
-		 * may still show the object this one replaced (RGW updates
-		 * its index after answering the PUT), and the time of an
-		 * older body would make previews older than this one fresh.
-		 */
-		if (st == STORE_OK) {
-			s->mtime_ms = hd.mtime_ms;
-			(void)snprintf(s->etag, sizeof(s->etag), "%s", hd.etag);
-		}
-		store_head_release(&hd);
-		if (st == STORE_ETOOBIG || st == STORE_ENOTFOUND) {
-			s->current = 0;
-			continue;
-		}
-		if (st != STORE_OK) {
-			buf_release(&body);
-			return st;
-		}
-		parse_body(body.data, &def, &src);
-		s->other_source = src != NULL && strcmp(src, source) != 0;
-		if (s->other_source)
-			(void)snprintf(s->found_source,
-			    sizeof(s->found_source), "%s", src);
-		s->current = strcmp(def, s->canonical) == 0;
+		else
+			st = judge_body(c, previews, source, s, err);
 	}
-	buf_release(&body);
-	return STORE_OK;
+	return st;
 }
 
 enum store_status
-stamps_confirm(struct store_conn *c, const char *previews, struct stamps *ss,
-    struct store_error *err)
+stamp_check(struct store_conn *c, const char *previews, const char *source,
+    struct stamp *s, const char *known_etag, struct store_error *err)
 {
 	struct store_head	 hd;
 	struct buf		 key;
-	enum store_status	 st = STORE_OK;
-	size_t			 i;
+	enum store_status	 st;
 
 	buf_init(&key, BUF_NOMAX);
-	for (i = 0; i < ss->n && st == STORE_OK; i++) {
-		struct stamp *s = &ss->v[i];
-
-		if (s->current != 1)
-			continue;
-		buf_reset(&key);
-		if (key_stamp(&key, previews, s->preset->name) != 0) {
-			st = STORE_ENOMEM;
-			break;
-		}
-		store_head_init(&hd);
-		st = store_head(c, key.data, &hd, err);
-		if (st == STORE_ENOTFOUND) {
-			s->current = 0;
-			st = STORE_OK;
-		} else if (st == STORE_OK && strcmp(hd.etag, s->etag) != 0)
-			s->current = 0;
-		store_head_release(&hd);
+	if (key_stamp(&key, previews, s->preset->name) != 0) {
+		buf_release(&key);
+		return STORE_ENOMEM;
 	}
+	store_head_init(&hd);
+	st = store_head(c, key.data, &hd, err);
 	buf_release(&key);
+	s->exists = st == STORE_OK;
+	s->current = 0;
+	s->other_source = 0;
+	if (st == STORE_OK) {
+		s->mtime_ms = hd.mtime_ms;
+		(void)snprintf(s->etag, sizeof(s->etag), "%s", hd.etag);
+		s->current = etag_says(s, hd.etag);
+		if (s->current == -1 && known_etag[0] != '\0' &&
+		    strcmp(known_etag, hd.etag) == 0)
+			s->current = 1;
+	}
+	store_head_release(&hd);
+	if (st == STORE_ENOTFOUND)
+		return STORE_OK;
+	if (st == STORE_OK && s->current == -1)
+		st = judge_body(c, previews, source, s, err);
 	return st;
 }
 

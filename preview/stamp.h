@@ -57,14 +57,18 @@ enum store_status	 stamps_read(struct store_conn *, const char *previews,
 		    const char *source, const struct preset *const *presets,
 		    size_t n, const struct stamps *known, struct stamps *,
 		    struct store_error *);
+/* Set s up for preset p made from source: its body and their MD5s. */
+int		 stamp_init(struct stamp *s, const struct preset *p,
+		    const char *source);
 /*
- * For those that must not trust a listing: HEAD each stamp ss found
- * current, and take it as changed when the object's ETag is not the one
- * listed (a listing can lag a PUT: RGW updates its index afterwards).
+ * Check s (set up by stamp_init) by its object alone, never a listing,
+ * which can lag a PUT (RGW updates its index afterwards): a HEAD, and a
+ * GET when the ETag says nothing and is not known_etag (one an earlier
+ * check found current, or ""). Sets exists, current, other_source, etag.
  */
-enum store_status	 stamps_confirm(struct store_conn *,
-			    const char *previews, struct stamps *ss,
-			    struct store_error *);
+enum store_status	 stamp_check(struct store_conn *, const char *previews,
+		    const char *source, struct stamp *s, const char *known_etag,
+		    struct store_error *);
 void		 stamps_release(struct stamps *);
 /* Write the current definition of s->preset. */
 enum store_status	 stamp_write(struct store_conn *, const char *previews,
