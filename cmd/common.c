@@ -258,6 +258,7 @@ cmd_engine_open(struct cmd_ctx *ctx, const struct cmd_args *a,
 	p.shard = o->shard;
 	p.nshards = o->nshards;
 	p.ranges = o->ranges;
+	p.lists = 1;
 	p.cancel = &cmd_interrupted;
 	if (ctx->verbose >= 2)
 		p.log = log_request;

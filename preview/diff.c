@@ -620,33 +620,38 @@ list_folders(struct store_conn *c, const struct diff_params *dp,
 	return out->nomem ? STORE_ENOMEM : st;
 }
 
-/* Whether the source holds fewer keys than a page: then one range. */
-static enum store_status
-one_page(struct store_conn *c, const struct diff_params *dp, int *small,
+enum store_status
+diff_size(struct store *store, const char *source, const char *subpath,
+    volatile sig_atomic_t *cancel, int *size, struct s3_stats *reqs,
     struct store_error *err)
 {
-	struct s3_list_params	lp;
-	struct buf		prefix;
-	enum store_status	st;
-	size_t			n = 0;
+	struct s3_list_params	 lp;
+	struct store_conn	*c;
+	struct buf		 prefix;
+	enum store_status	 st = STORE_ENOMEM;
+	size_t			 n = 0;
 
 	buf_init(&prefix, BUF_NOMAX);
-	if (buf_addf(&prefix, "%s%s", dp->source, dp->subpath) != 0) {
+	if (buf_addf(&prefix, "%s%s", source, subpath) != 0 ||
+	    (c = store_conn_new(store)) == NULL) {
 		buf_release(&prefix);
-		return STORE_ENOMEM;
+		return st;
 	}
+	store_conn_set_cancel(c, cancel);
 	memset(&lp, 0, sizeof(lp));
 	lp.prefix = prefix.data;
 	lp.max_pages = 1;
 	st = store_list(c, &lp, count_cb, NULL, &n, err);
+	*size = n < 1000 ? DIFF_SMALL : DIFF_LARGE;
+	store_conn_stats(c, reqs);
+	store_conn_free(c);
 	buf_release(&prefix);
-	*small = n < 1000;
 	return st;
 }
 
 /*
  * Split the source into at most want ranges at folder boundaries. A source
- * that fits in one page is one range (one LIST tells). Otherwise delimiter
+ * that fits in one page is one range (diff_size tells). Otherwise delimiter
  * listings of one page each: the first level of folders under
  * source+subpath, then, while they are fewer than want, the next level
  * (three at most; a level that finds no deeper folder ends it). Any
@@ -664,7 +669,7 @@ plan_ranges(const struct diff_params *dp, int want, struct range **rangesp,
 	struct range		*v;
 	enum store_status	 st = STORE_OK;
 	size_t			 i, k, nr;
-	int			 depth, small = 0, flat = 0;
+	int			 depth, flat = 0, size = dp->size;
 
 	*rangesp = NULL;
 	*np = 0;
@@ -673,8 +678,10 @@ plan_ranges(const struct diff_params *dp, int want, struct range **rangesp,
 	if ((c = store_conn_new(dp->store)) == NULL)
 		return STORE_ENOMEM;
 	store_conn_set_cancel(c, dp->cancel);
-	if (want > 1 && (st = one_page(c, dp, &small, err)) == STORE_OK &&
-	    small)
+	if (want > 1 && size == 0)
+		st = diff_size(dp->store, dp->source, dp->subpath, dp->cancel,
+		    &size, reqs, err);
+	if (size == DIFF_SMALL)
 		want = 1;
 	if (st == STORE_OK && want > 1)
 		st = list_folders(c, dp, dp->subpath, &cur, err);
@@ -739,6 +746,7 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 	r.err = err;
 	r.res = res;
 	pthread_mutex_init(&r.mtx, NULL);
+	s3_stats_add(&res->requests, &dp->size_requests);
 	r.st = plan_ranges(dp, want, &r.ranges, &r.nranges, &res->requests,
 	    err);
 	if (r.st != STORE_OK) {

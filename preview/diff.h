@@ -85,8 +85,23 @@ struct diff_params {
 	unsigned			 shard;		/* this shard of */
 	unsigned			 nshards;	/* 0 or 1: all keys */
 	int				 ranges;	/* 0: DIFF_PARALLEL */
+	int				 size;	/* diff_size's; 0: ask */
+	struct s3_stats			 size_requests;	/* its, reported */
 	volatile sig_atomic_t		*cancel;
 };
+
+/*
+ * Whether the source under subpath fits in one page (DIFF_SMALL: then it
+ * is listed as one range) or not: one LIST on a connection of its own,
+ * its requests added into reqs. diff_run asks it first unless
+ * diff_params.size says, so that a caller can ask it alongside other
+ * requests (engine_open: with the stamps').
+ */
+#define DIFF_SMALL	1
+#define DIFF_LARGE	2
+enum store_status diff_size(struct store *, const char *source,
+		    const char *subpath, volatile sig_atomic_t *cancel,
+		    int *size, struct s3_stats *reqs, struct store_error *);
 
 struct diff_result {
 	uint64_t	 originals;

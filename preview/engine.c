@@ -2,6 +2,8 @@
  * engine: see engine.h.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,14 +127,52 @@ choose(struct engine *eng, const struct eng_params *p, struct eng_error *e)
 	return ENG_OK;
 }
 
+/* diff_size in a thread of its own. */
+struct sizing {
+	struct store		*store;
+	const char		*source, *subpath;
+	volatile sig_atomic_t	*cancel;
+	int			 size;
+	struct s3_stats		 reqs;
+	enum store_status	 st;
+	pthread_t		 thread;
+};
+
+static void *
+sizing_main(void *arg)
+{
+	struct sizing		*sz = arg;
+	struct store_error	 err;
+
+	sz->st = diff_size(sz->store, sz->source, sz->subpath, sz->cancel,
+	    &sz->size, &sz->reqs, &err);
+	return NULL;
+}
+
+static int
+sizing_start(struct sizing *sz)
+{
+	sigset_t	all, old;
+	int		rc;
+
+	/* Signals stay with the threads that take them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&sz->thread, NULL, sizing_main, sz);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc != 0 ? -1 : 0;
+}
+
 enum eng_status
 engine_open(struct engine *eng, const struct eng_params *p,
     struct eng_error *e)
 {
 	const struct config	*cfg = p->cfg;
+	struct sizing		 sz;
 	enum store_status	 st;
 	enum eng_status	 	 rc;
 	size_t			 i;
+	int			 sized;
 
 	memset(eng, 0, sizeof(*eng));
 	memset(e, 0, sizeof(*e));
@@ -157,8 +197,14 @@ engine_open(struct engine *eng, const struct eng_params *p,
 		goto fail;
 	}
 	store_conn_set_cancel(eng->conn, p->cancel);
+	/* The source's size, for diff_run's ranges, while the stamps come. */
+	sz = (struct sizing){ .store = eng->store, .source = cfg->source,
+	    .subpath = eng->subpath.data, .cancel = p->cancel };
+	sized = p->lists && p->ranges != 1 && sizing_start(&sz) == 0;
 	st = stamps_read(eng->conn, cfg->previews, cfg->source, eng->presets,
 	    eng->npresets, NULL, &eng->stamps, &e->err);
+	if (sized)
+		pthread_join(sz.thread, NULL);
 	if (st != STORE_OK) {
 		rc = storage(e, st, "cannot list", cfg->previews);
 		goto fail;
@@ -202,6 +248,11 @@ engine_open(struct engine *eng, const struct eng_params *p,
 		.ranges = p->ranges,
 		.cancel = p->cancel,
 	};
+	/* Failed, diff_run asks again and says why. */
+	if (sized && sz.st == STORE_OK) {
+		eng->params.size = sz.size;
+		eng->params.size_requests = sz.reqs;
+	}
 	/* No folder of failure marks: nothing to list for them. */
 	eng->params.no_marks = 1;
 	for (i = 0; i < eng->stamps.ndirs; i++)

@@ -916,6 +916,48 @@ Test(scale, the_previews_of_one_original_are_written_at_once)
 }
 
 /*
+ * The page that tells whether the source is worth splitting into ranges
+ * is asked for while the stamps' listing is on its way, not after it:
+ * with the stamps' listing (the one delimiter listing of a run over a
+ * small source) held at the proxy, the source's LIST comes all the same.
+ */
+Test(scale, the_source_is_sized_alongside_the_stamps_listing)
+{
+	struct th_json	*j;
+	const char	*cfg, *outp = tmp_path("out"), *errp = tmp_path("err");
+	const char	*args[] = { "-c", NULL, "generate", NULL };
+	double		 deadline = th_now() + RUN_LIMIT;
+	pid_t		 pid;
+	int		 code, held, total, lists, status;
+
+	put_originals(0, 2);
+	th_proxy_start(&T.px, (const char *const []){ "--hold-list",
+	    "delimiter=/", "--hold-seconds", "60", NULL });
+	cfg = config(T.px.endpoint, "[preset s]\nwidth = 48\n");
+	args[1] = cfg;
+	pid = th_spawn_prewctl(args, NULL, outp, errp);
+	for (;;) {
+		j = th_proxy_stats(&T.px);
+		held = (int)th_json_num(j, "held");
+		total = (int)th_json_num(j, "held_total");
+		lists = (int)th_json_num(j, "requests.LIST");
+		th_json_free(j);
+		/* (Not a retry of the one held: that would be held too.) */
+		if (held == 1 && total == 1 && lists >= 2)
+			break;
+		cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "the run "
+		    "ended: %s", th_slurp(errp, NULL));
+		cr_assert_lt(th_now(), deadline, "%d LIST with %d held: the "
+		    "sizing waits for the stamps' listing", lists, held);
+		th_pace();
+	}
+	th_proxy_release(&T.px);
+	code = th_reap(pid, RUN_LIMIT, "generate");
+	cr_assert_eq(code, 0, "exit %d: %s", code, th_slurp(errp, NULL));
+	cr_assert_eq(th_count(T.c, key("prew/s/", "")), 2);
+}
+
+/*
  * A folder name XML cannot carry (a control byte, which S3 allows) is no
  * range boundary: RGW echoes a listing's start-after and prefix
  * unescaped, and its answer would not parse. A source over a page, so
