@@ -464,6 +464,15 @@ parse_opts(const struct cmd_args *a, struct gen_opts *o)
 	return cmd_scale_opts(a, &o->open, &o->metrics);
 }
 
+/* The last check of the stamps, alongside the last originals' HEADs. */
+static void
+gen_puts_over(void *arg)
+{
+	struct gen	*g = arg;
+
+	guard_last(g->guard);
+}
+
 /* The pool and the guard, sized so that libvips and we share the CPUs. */
 static int
 start_pool(struct gen *g, long ncpu)
@@ -491,6 +500,7 @@ start_pool(struct gen *g, long ncpu)
 	wp.cancel = &cmd_interrupted;
 	wp.done = gen_done;
 	wp.done_arg = g;
+	wp.puts_over = gen_puts_over;
 	if ((g->work = work_start(&wp)) == NULL) {
 		cmd_error("cannot start workers: out of memory");
 		return EXIT_STORAGE;

@@ -36,6 +36,7 @@ struct guard {
 	pthread_t			 thread;
 	int				 running;
 	int				 stopping;
+	int				 last;		/* guard_last */
 	long				 interval_ms;
 	int				 follow;	/* serve */
 	pthread_mutex_t			 check_mtx;	/* one check at a time */
@@ -384,12 +385,14 @@ guard_main(void *arg)
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000L;
 		}
-		while (!g->stopping && g->nsuspects < SUSPECTS_MAX &&
+		while (!g->stopping && !g->last &&
+		    g->nsuspects < SUSPECTS_MAX &&
 		    pthread_cond_timedwait(&g->cv, &g->mtx, &until) !=
 		    ETIMEDOUT)
 			;
 		if (g->stopping)
 			break;
+		g->last = 0;
 		/* Nothing written, nothing to check; unless following. */
 		if (g->nsuspects == 0 && !g->follow)
 			continue;
@@ -409,6 +412,15 @@ guard_start(struct guard *g, long interval_ms)
 		return -1;
 	g->running = 1;
 	return 0;
+}
+
+void
+guard_last(struct guard *g)
+{
+	pthread_mutex_lock(&g->mtx);
+	g->last = 1;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mtx);
 }
 
 enum store_status

@@ -76,6 +76,12 @@ enum store_status guard_check(struct guard *, struct store_error *);
  * still suspect and returns its status.
  */
 int		 guard_start(struct guard *, long interval_ms);
+/*
+ * Writing has ended: the thread makes the last check now, so that it
+ * runs alongside what the caller still does; guard_stop waits for it
+ * (and checks again only what it could not).
+ */
+void		 guard_last(struct guard *);
 enum store_status guard_stop(struct guard *, struct store_error *);
 
 /* The requests made, added into sum. */

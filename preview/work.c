@@ -40,6 +40,8 @@ struct work {
 	int			 live[ST_COUNT];	/* threads running */
 	enum work_stop		 stop;
 	int			 read_errs, write_errs;	/* in a row */
+	int			 putting;	/* PUTs under way */
+	int			 puts_told;	/* puts_over was */
 	pthread_mutex_t		 report_mtx;
 	pthread_t		*threads;
 	struct store_conn	**conns;	/* fetchers' then uploaders' */
@@ -165,6 +167,8 @@ take(struct work *w, enum stage s, size_t *idx)
 			break;
 		if (q->count > 0) {
 			j = s == ST_STORE ? take_put(q, idx) : queue_pop(q);
+			if (s == ST_STORE && *idx != NO_PRESET)
+				w->putting++;
 			pthread_cond_broadcast(&w->cv);
 			break;
 		}
@@ -221,19 +225,41 @@ tally_read(struct work *w, const struct job *j)
 }
 
 /*
+ * Whether every preview is written: nothing more comes to the uploaders
+ * and no PUT is under way; puts_over is then to be told, once. Called
+ * with mtx held.
+ */
+static int
+puts_over_locked(struct work *w)
+{
+	struct queue	*q = &w->q[ST_STORE];
+
+	if (w->puts_told || w->p.puts_over == NULL || !q->closed ||
+	    q->count > 0 || w->putting > 0)
+		return 0;
+	w->puts_told = 1;
+	return 1;
+}
+
+/*
  * Preset idx of j was written (or there was none to write): whether
  * the job's last write is over, and its bookkeeping this thread's.
  */
 static int
 put_ended(struct work *w, struct job *j, size_t idx)
 {
-	int	last;
+	int	last, over;
 
 	pthread_mutex_lock(&w->mtx);
-	if (idx != NO_PRESET)
+	if (idx != NO_PRESET) {
 		tally_locked(w, j, idx);
+		w->putting--;
+	}
 	last = --j->puts_busy == 0 && j->next_put == j->n;
+	over = puts_over_locked(w);
 	pthread_mutex_unlock(&w->mtx);
+	if (over)
+		w->p.puts_over(w->p.done_arg);
 	return last;
 }
 
@@ -249,12 +275,17 @@ finish_job(struct work *w, struct job *j)
 static void
 stage_ended(struct work *w, enum stage s)
 {
+	int	over = 0;
+
 	pthread_mutex_lock(&w->mtx);
 	if (--w->live[s] == 0 && s + 1 < ST_COUNT) {
 		w->q[s + 1].closed = 1;
 		pthread_cond_broadcast(&w->cv);
+		over = puts_over_locked(w);
 	}
 	pthread_mutex_unlock(&w->mtx);
+	if (over)
+		w->p.puts_over(w->p.done_arg);
 }
 
 static void *

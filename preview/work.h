@@ -43,6 +43,11 @@ struct work_params {
 	volatile sig_atomic_t	*cancel;
 	work_done_fn		 done;
 	void			*done_arg;
+	/*
+	 * Told once (NULL: not), with done_arg, as soon as the previews are
+	 * all written: work_finish was called, and every PUT begun ended.
+	 */
+	void			(*puts_over)(void *arg);
 };
 
 /* Why a pool stopped taking work. */

@@ -916,6 +916,44 @@ Test(scale, the_previews_of_one_original_are_written_at_once)
 }
 
 /*
+ * The end of a run is one round trip after the last PUTs, not four: the
+ * last check of the stamps is a HEAD of each, all at once (no listing),
+ * made alongside the HEAD of the last original. With every request slowed
+ * down, the proxy sees the four HEADs at once; checks made as before (a
+ * LIST, then a HEAD per stamp, after the original's) would show one.
+ */
+Test(scale, the_last_check_of_the_stamps_is_one_round_trip)
+{
+	struct th_json	*j, *out;
+	struct th_run	 r;
+	const char	*cfg;
+
+	put_originals(0, 1);
+	th_proxy_start(&T.px, (const char *const []){ "--delay", "300",
+	    NULL });
+	cfg = config(T.px.endpoint, "[preset a]\nwidth = 16\n"
+	    "[preset b]\nwidth = 24\n[preset c]\nwidth = 32\n");
+	PREWCTL(&r, "-c", cfg, "generate", "-j", "1", "--json");
+	th_expect_exit(&r, 0, "generate -j 1");
+	out = th_json_parse(r.out.data, r.out.len);
+	th_run_release(&r);
+	j = th_proxy_stats(&T.px);
+	cr_assert_eq(th_json_num(j, "requests.PUT"), 3 + 3,
+	    "three stamps and three previews");
+	/* The original's, and the last check's of each stamp. */
+	cr_assert_eq(th_json_num(j, "requests.HEAD"), 1 + 3);
+	cr_assert_eq(th_json_num(j, "in_flight_max.HEAD"), 1 + 3,
+	    "the HEADs of the end one after another");
+	/* The stamps, the source's size, its listing and the presets'. */
+	cr_assert_eq(th_json_num(j, "requests.LIST"), 1 + 1 + 1 + 3);
+	cr_assert_eq(th_json_num(out, "requests.list"), 1 + 1 + 1 + 3,
+	    "prewctl counts its requests as the proxy does");
+	cr_assert_eq(th_json_num(out, "requests.head"), 1 + 3);
+	th_json_free(out);
+	th_json_free(j);
+}
+
+/*
  * The page that tells whether the source is worth splitting into ranges
  * is asked for while the stamps' listing is on its way, not after it:
  * with the stamps' listing (the one delimiter listing of a run over a

@@ -30,6 +30,9 @@ struct seen {
 	int		 failed;
 	int		 skipped;
 	int		 storage;
+	pthread_mutex_t	 told_mtx;	/* on_done may run meanwhile */
+	int		 told;		/* puts_over */
+	int		 written;	/* previews on storage then */
 };
 
 static void
@@ -49,6 +52,34 @@ on_done(void *arg, struct job *j)
 	}
 	pthread_mutex_unlock(&s->mtx);
 	job_free(j);
+}
+
+/* How many of the previews of photo/0..n-1 are on storage. */
+static int
+previews_written(int n)
+{
+	struct stat	 sb;
+	char		 path[600];
+	int		 i, found = 0;
+
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/prew/a/%03d.png", root, i);
+		found += stat(path, &sb) == 0;
+		snprintf(path, sizeof(path), "%s/prew/b/%03d.png", root, i);
+		found += stat(path, &sb) == 0;
+	}
+	return found;
+}
+
+static void
+on_puts_over(void *arg)
+{
+	struct seen	*s = arg;
+
+	pthread_mutex_lock(&s->told_mtx);
+	s->told++;
+	s->written = previews_written(20);
+	pthread_mutex_unlock(&s->told_mtx);
 }
 
 static void
@@ -136,11 +167,12 @@ static struct work *
 start(struct seen *s, int workers, int max_errs, volatile sig_atomic_t *cancel)
 {
 	struct work_params	 p = { &mk, workers, max_errs, cancel, on_done,
-				    s };
+				    s, on_puts_over };
 	struct work		*w;
 
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->mtx, NULL);
+	pthread_mutex_init(&s->told_mtx, NULL);
 	cr_assert_not_null(w = work_start(&p));
 	return w;
 }
@@ -167,6 +199,32 @@ Test(work, every_job_ends_once)
 		snprintf(path, sizeof(path), "%s/prew/b/%03d.png", root, i);
 		cr_expect_eq(stat(path, &sb), 0, "%s", path);
 	}
+}
+
+/*
+ * Told once, when every preview is written: what generate's last check
+ * of the stamps waits for (and no longer for the originals' HEADs).
+ */
+Test(work, puts_over_is_told_once_every_preview_is_written)
+{
+	struct seen	 s;
+	struct work	*w;
+	char		 path[64];
+	int		 i;
+
+	for (i = 0; i < 20; i++) {
+		snprintf(path, sizeof(path), "photo/%03d.png", i);
+		png(path);
+	}
+	w = start(&s, 3, 10, NULL);
+	cr_assert_eq(push_all(w, 20), 20);
+	pthread_mutex_lock(&s.told_mtx);
+	cr_assert_eq(s.told, 0, "told before the queue closed");
+	pthread_mutex_unlock(&s.told_mtx);
+	cr_assert_eq(work_finish(w, NULL), WORK_RUNNING);
+	cr_expect_eq(s.told, 1);
+	cr_expect_eq(s.written, 40, "told with %d of 40 written", s.written);
+	cr_expect_eq(s.made, 40);
 }
 
 /* Originals gone since the listing: skipped, and no storage failure. */
