@@ -25,6 +25,34 @@
 
 #define RING_SIZE 1024
 
+/*
+ * A head start (diff.h): the first page of one stream of range 0, read by
+ * a thread of its own on the connection the stream then goes on with.
+ * Everything but `thread` is the lead thread's until it is joined, then
+ * the joiner's.
+ */
+#define LEAD_MAX	1000
+
+struct lead_page {
+	pthread_t		 thread;
+	int			 running;	/* not joined yet */
+	struct store_conn	*conn;		/* until a stream takes it */
+	struct buf		 prefix;
+	struct diff_entry	*v;		/* [LEAD_MAX], as listed */
+	size_t			 n, next;	/* next: not pushed yet (the
+						   pushed are freed, but the
+						   last) */
+	int			 more;		/* keys after v[n - 1] */
+	int			 nomem;
+	enum store_status	 status;
+	struct store_error	 err;
+};
+
+struct diff_lead {
+	struct lead_page	*pages;		/* the source, each preset */
+	size_t			 n;
+};
+
 struct stream {
 	pthread_mutex_t		 mtx;
 	pthread_cond_t		 cv;
@@ -45,6 +73,7 @@ struct stream {
 	struct buf		 end;		/* stop past this key, or "" */
 	int			 past_end;	/* producer: it did */
 	int			 is_source;
+	struct lead_page	*lead;		/* its first page, or NULL */
 	char *const		*exts;
 	size_t			 nexts;
 	volatile sig_atomic_t	*cancel;
@@ -140,13 +169,27 @@ diff_shard(const char *rel, unsigned n)
 	return n > 1 ? (unsigned)(h % n) : 0;
 }
 
+/* A copy of o in e: the key and its ETag in one allocation, neither cut. */
+static int
+entry_set(struct diff_entry *e, const struct s3_object *o)
+{
+	const char	*etag = o->etag != NULL ? o->etag : "";
+	size_t		 klen = strlen(o->key), elen = strlen(etag);
+
+	if ((e->key = malloc(klen + elen + 2)) == NULL)
+		return -1;
+	memcpy(e->key, o->key, klen + 1);
+	memcpy(e->key + klen + 1, etag, elen + 1);
+	e->etag = e->key + klen + 1;
+	e->size = o->size;
+	e->mtime_ms = o->mtime_ms;
+	return 0;
+}
+
 static int
 stream_push(void *arg, const struct s3_object *o)
 {
 	struct stream		*s = arg;
-	struct diff_entry	*e;
-	const char		*etag = o->etag != NULL ? o->etag : "";
-	size_t			 klen, elen;
 	int			 stop;
 
 	/* Past the range: the next range lists it. */
@@ -165,25 +208,54 @@ stream_push(void *arg, const struct s3_object *o)
 		pthread_cond_wait(&s->cv, &s->mtx);
 	stop = s->stop || (s->cancel != NULL && *s->cancel);
 	if (!stop) {
-		e = &s->ring[(s->head + s->count) % RING_SIZE];
-		/* The key and its ETag in one allocation, neither cut. */
-		klen = strlen(o->key);
-		elen = strlen(etag);
-		if ((e->key = malloc(klen + elen + 2)) == NULL) {
+		if (entry_set(&s->ring[(s->head + s->count) % RING_SIZE],
+		    o) != 0) {
 			s->nomem = 1;
 			stop = 1;
 		} else {
-			memcpy(e->key, o->key, klen + 1);
-			memcpy(e->key + klen + 1, etag, elen + 1);
-			e->etag = e->key + klen + 1;
-			e->size = o->size;
-			e->mtime_ms = o->mtime_ms;
 			s->count++;
 			pthread_cond_broadcast(&s->cv);
 		}
 	}
 	pthread_mutex_unlock(&s->mtx);
 	return stop;
+}
+
+/*
+ * The listing of a stream that has its first page (the range starts
+ * where the page does): that page, then the rest after its last key.
+ */
+static enum store_status
+stream_lead(struct stream *s, struct s3_list_params *lp,
+    struct store_error *err)
+{
+	struct lead_page	*pg = s->lead;
+	struct s3_object	 o;
+	struct diff_entry	*e;
+
+	if (pg->status != STORE_OK) {
+		*err = pg->err;
+		return pg->status;
+	}
+	for (; pg->next < pg->n; pg->next++) {
+		e = &pg->v[pg->next];
+		memset(&o, 0, sizeof(o));
+		o.key = e->key;
+		o.etag = e->etag;
+		o.size = e->size;
+		o.mtime_ms = e->mtime_ms;
+		if (stream_push(s, &o) != 0)
+			return STORE_ECANCELLED;
+		/* The last one says where the listing goes on. */
+		if (pg->next + 1 < pg->n) {
+			free(e->key);
+			e->key = NULL;
+		}
+	}
+	if (!pg->more)
+		return STORE_OK;
+	lp->start_after = pg->v[pg->n - 1].key;
+	return store_list(s->conn, lp, stream_push, NULL, s, err);
 }
 
 static void *
@@ -203,7 +275,10 @@ stream_main(void *arg)
 	if (s->after.len > 0)
 		lp.start_after = s->after.data;
 	store_error_clear(&err);
-	st = store_list(s->conn, &lp, stream_push, NULL, s, &err);
+	if (s->lead != NULL)
+		st = stream_lead(s, &lp, &err);
+	else
+		st = store_list(s->conn, &lp, stream_push, NULL, s, &err);
 	if (st == STORE_ECANCELLED && s->past_end)
 		st = STORE_OK;
 	pthread_mutex_lock(&s->mtx);
@@ -289,21 +364,144 @@ stream_at(const struct stream *s, const char *rel)
  * the prefix to cut.
  */
 static int
-stream_prefix(const struct diff_params *dp, size_t i, struct stream *s)
+stream_prefix(const struct diff_params *dp, size_t i, struct buf *prefix,
+    size_t *strip)
 {
 	int	rc;
 
 	if (i == 0)
-		rc = buf_addstr(&s->prefix, dp->source);
+		rc = buf_addstr(prefix, dp->source);
 	else if (i <= dp->npresets)
-		rc = key_preset_prefix(&s->prefix, dp->previews,
+		rc = key_preset_prefix(prefix, dp->previews,
 		    dp->presets[i - 1].name);
 	else
-		rc = key_failed_prefix(&s->prefix, dp->previews,
+		rc = key_failed_prefix(prefix, dp->previews,
 		    dp->presets[i - 1 - dp->npresets].name);
-	s->strip = s->prefix.len;
-	return rc != 0 ? -1 : buf_addstr(&s->prefix, dp->subpath);
+	*strip = prefix->len;
+	return rc != 0 ? -1 : buf_addstr(prefix, dp->subpath);
 }
+
+static int
+lead_push(void *arg, const struct s3_object *o)
+{
+	struct lead_page	*pg = arg;
+
+	if (entry_set(&pg->v[pg->n], o) != 0) {
+		pg->nomem = 1;
+		return 1;
+	}
+	/* A folder lists on: a page's worth is enough. */
+	if (++pg->n == LEAD_MAX) {
+		pg->more = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void *
+lead_main(void *arg)
+{
+	struct lead_page	*pg = arg;
+	struct s3_list_params	 lp;
+	int			 more = 0;
+
+	memset(&lp, 0, sizeof(lp));
+	lp.prefix = pg->prefix.data;
+	lp.max_pages = 1;
+	lp.more = &more;
+	pg->status = store_list(pg->conn, &lp, lead_push, NULL, pg, &pg->err);
+	if (pg->nomem)
+		pg->status = STORE_ENOMEM;
+	else if (pg->status == STORE_ECANCELLED && pg->n == LEAD_MAX)
+		pg->status = STORE_OK;
+	pg->more |= more;
+	return NULL;
+}
+
+struct diff_lead *
+diff_lead_start(const struct diff_params *dp)
+{
+	struct diff_lead	*ld;
+	struct lead_page	*pg;
+	sigset_t		 all, old;
+	size_t			 i, strip;
+
+	if ((ld = calloc(1, sizeof(*ld))) == NULL ||
+	    (ld->pages = calloc(dp->npresets + 1, sizeof(*ld->pages))) ==
+	    NULL) {
+		free(ld);
+		return NULL;
+	}
+	/* Signals stay with the threads that take them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (i = 0; i < dp->npresets + 1; i++, ld->n++) {
+		pg = &ld->pages[i];
+		buf_init(&pg->prefix, BUF_NOMAX);
+		if (stream_prefix(dp, i, &pg->prefix, &strip) != 0 ||
+		    (pg->v = calloc(LEAD_MAX, sizeof(*pg->v))) == NULL ||
+		    (pg->conn = store_conn_new(dp->store)) == NULL)
+			break;
+		store_conn_set_cancel(pg->conn, dp->cancel);
+		if (pthread_create(&pg->thread, NULL, lead_main, pg) != 0)
+			break;
+		pg->running = 1;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ld->n < dp->npresets + 1) {
+		ld->n++;
+		diff_lead_free(ld);
+		return NULL;
+	}
+	return ld;
+}
+
+/*
+ * Page i of the head start, once read; NULL when there is none, or a
+ * stream took it already (a second diff_run lists as if there were none).
+ */
+static struct lead_page *
+lead_page(const struct diff_params *dp, size_t i)
+{
+	struct lead_page	*pg;
+
+	if (dp->lead == NULL || i >= dp->lead->n)
+		return NULL;
+	pg = &dp->lead->pages[i];
+	if (pg->running) {
+		pthread_join(pg->thread, NULL);
+		pg->running = 0;
+	}
+	return pg->conn != NULL ? pg : NULL;
+}
+
+static void
+lead_page_release(struct lead_page *pg)
+{
+	size_t	k;
+
+	if (pg->running)
+		pthread_join(pg->thread, NULL);
+	for (k = 0; pg->v != NULL && k < pg->n; k++)
+		free(pg->v[k].key);
+	free(pg->v);
+	store_conn_free(pg->conn);
+	buf_release(&pg->prefix);
+}
+
+void
+diff_lead_free(struct diff_lead *ld)
+{
+	size_t	i;
+
+	if (ld == NULL)
+		return;
+	for (i = 0; i < ld->n; i++)
+		lead_page_release(&ld->pages[i]);
+	free(ld->pages);
+	free(ld);
+}
+
 
 /* A range of rels, (lo, hi]: "" for no bound. */
 struct range {
@@ -390,7 +588,7 @@ merge_range(struct run *r, const struct range *rg)
 		s->is_source = i == 0;
 		s->exts = dp->extensions;
 		s->nexts = dp->nextensions;
-		if (stream_prefix(dp, i, s) != 0)
+		if (stream_prefix(dp, i, &s->prefix, &s->strip) != 0)
 			goto out;
 		/* The range's bounds, under this stream's prefix. */
 		if (*rg->lo != '\0' && (buf_add(&s->after, s->prefix.data,
@@ -399,7 +597,12 @@ merge_range(struct run *r, const struct range *rg)
 		if (*rg->hi != '\0' && (buf_add(&s->end, s->prefix.data,
 		    s->strip) != 0 || buf_addstr(&s->end, rg->hi) != 0))
 			goto out;
-		if ((s->conn = store_conn_new(dp->store)) == NULL)
+		/* Range 0 goes on from the head start: its connection too. */
+		if (*rg->lo == '\0' && i <= np &&
+		    (s->lead = lead_page(dp, i)) != NULL) {
+			s->conn = s->lead->conn;
+			s->lead->conn = NULL;
+		} else if ((s->conn = store_conn_new(dp->store)) == NULL)
 			goto out;
 		store_conn_set_cancel(s->conn, dp->cancel);
 	}
@@ -576,14 +779,6 @@ folder_cb(void *arg, const char *prefix)
 	return folder_add(f, prefix + f->strip);
 }
 
-static int
-count_cb(void *arg, const struct s3_object *o)
-{
-	(void)o;
-	(*(size_t *)arg)++;
-	return 0;
-}
-
 static void
 folders_free(struct folders *f)
 {
@@ -620,38 +815,42 @@ list_folders(struct store_conn *c, const struct diff_params *dp,
 	return out->nomem ? STORE_ENOMEM : st;
 }
 
-enum store_status
-diff_size(struct store *store, const char *source, const char *subpath,
-    volatile sig_atomic_t *cancel, int *size, struct s3_stats *reqs,
+/*
+ * Whether the source holds fewer keys than a page: then one range. The
+ * head start's first page of the source says it, or one read now on c.
+ */
+static enum store_status
+one_page(struct store_conn *c, const struct diff_params *dp, int *small,
     struct store_error *err)
 {
-	struct s3_list_params	 lp;
-	struct store_conn	*c;
-	struct buf		 prefix;
-	enum store_status	 st = STORE_ENOMEM;
-	size_t			 n = 0;
+	struct lead_page	 now, *pg;
+	enum store_status	 st;
+	size_t			 strip;
 
-	buf_init(&prefix, BUF_NOMAX);
-	if (buf_addf(&prefix, "%s%s", source, subpath) != 0 ||
-	    (c = store_conn_new(store)) == NULL) {
-		buf_release(&prefix);
-		return st;
+	if ((pg = lead_page(dp, 0)) == NULL) {
+		pg = &now;
+		memset(&now, 0, sizeof(now));
+		buf_init(&now.prefix, BUF_NOMAX);
+		now.conn = c;
+		if (stream_prefix(dp, 0, &now.prefix, &strip) != 0 ||
+		    (now.v = calloc(LEAD_MAX, sizeof(*now.v))) == NULL)
+			now.status = STORE_ENOMEM;
+		else
+			(void)lead_main(&now);
 	}
-	store_conn_set_cancel(c, cancel);
-	memset(&lp, 0, sizeof(lp));
-	lp.prefix = prefix.data;
-	lp.max_pages = 1;
-	st = store_list(c, &lp, count_cb, NULL, &n, err);
-	*size = n < 1000 ? DIFF_SMALL : DIFF_LARGE;
-	store_conn_stats(c, reqs);
-	store_conn_free(c);
-	buf_release(&prefix);
+	*small = !pg->more;
+	if ((st = pg->status) != STORE_OK)
+		*err = pg->err;
+	if (pg == &now) {
+		now.conn = NULL;
+		lead_page_release(&now);
+	}
 	return st;
 }
 
 /*
  * Split the source into at most want ranges at folder boundaries. A source
- * that fits in one page is one range (diff_size tells). Otherwise delimiter
+ * that fits in one page is one range (one_page tells). Otherwise delimiter
  * listings of one page each: the first level of folders under
  * source+subpath, then, while they are fewer than want, the next level
  * (three at most; a level that finds no deeper folder ends it). Any
@@ -669,7 +868,7 @@ plan_ranges(const struct diff_params *dp, int want, struct range **rangesp,
 	struct range		*v;
 	enum store_status	 st = STORE_OK;
 	size_t			 i, k, nr;
-	int			 depth, flat = 0, size = dp->size;
+	int			 depth, small = 0, flat = 0;
 
 	*rangesp = NULL;
 	*np = 0;
@@ -678,10 +877,8 @@ plan_ranges(const struct diff_params *dp, int want, struct range **rangesp,
 	if ((c = store_conn_new(dp->store)) == NULL)
 		return STORE_ENOMEM;
 	store_conn_set_cancel(c, dp->cancel);
-	if (want > 1 && size == 0)
-		st = diff_size(dp->store, dp->source, dp->subpath, dp->cancel,
-		    &size, reqs, err);
-	if (size == DIFF_SMALL)
+	if (want > 1 && (st = one_page(c, dp, &small, err)) == STORE_OK &&
+	    small)
 		want = 1;
 	if (st == STORE_OK && want > 1)
 		st = list_folders(c, dp, dp->subpath, &cur, err);
@@ -733,6 +930,7 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
     struct diff_result *res, struct store_error *err)
 {
 	struct run	 r;
+	struct lead_page *pg;
 	pthread_t	*t = NULL;
 	size_t		 i, nt, streams, started = 0;
 	int		 want = dp->ranges > 0 ? dp->ranges : DIFF_PARALLEL;
@@ -746,7 +944,6 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 	r.err = err;
 	r.res = res;
 	pthread_mutex_init(&r.mtx, NULL);
-	s3_stats_add(&res->requests, &dp->size_requests);
 	r.st = plan_ranges(dp, want, &r.ranges, &r.nranges, &res->requests,
 	    err);
 	if (r.st != STORE_OK) {
@@ -780,6 +977,13 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 	    *dp->cancel)))
 		r.st = STORE_ECANCELLED;
 out:
+	/* The pages no range took: their requests count all the same. */
+	for (i = 0; dp->lead != NULL && i < dp->lead->n; i++)
+		if ((pg = lead_page(dp, i)) != NULL) {
+			store_conn_stats(pg->conn, &res->requests);
+			store_conn_free(pg->conn);
+			pg->conn = NULL;
+		}
 	for (i = 0; i < r.nranges; i++) {
 		free(r.ranges[i].lo);
 		free(r.ranges[i].hi);

@@ -85,23 +85,23 @@ struct diff_params {
 	unsigned			 shard;		/* this shard of */
 	unsigned			 nshards;	/* 0 or 1: all keys */
 	int				 ranges;	/* 0: DIFF_PARALLEL */
-	int				 size;	/* diff_size's; 0: ask */
-	struct s3_stats			 size_requests;	/* its, reported */
+	struct diff_lead		*lead;	/* a head start, or NULL */
 	volatile sig_atomic_t		*cancel;
 };
 
 /*
- * Whether the source under subpath fits in one page (DIFF_SMALL: then it
- * is listed as one range) or not: one LIST on a connection of its own,
- * its requests added into reqs. diff_run asks it first unless
- * diff_params.size says, so that a caller can ask it alongside other
- * requests (engine_open: with the stamps').
+ * A head start: the first page of the source's listing and of each
+ * preset's previews (not the failure marks', which may not exist), read
+ * in threads of their own from diff_lead_start on, while the caller does
+ * other requests (engine_open: the stamps). diff_run takes each page as
+ * the beginning of range 0's listing, on its connection (no key is listed
+ * twice), and the source's as telling whether the source is worth
+ * splitting. Only the store, source, previews, subpath, the presets'
+ * names and cancel of the parameters are read. NULL with no memory.
  */
-#define DIFF_SMALL	1
-#define DIFF_LARGE	2
-enum store_status diff_size(struct store *, const char *source,
-		    const char *subpath, volatile sig_atomic_t *cancel,
-		    int *size, struct s3_stats *reqs, struct store_error *);
+struct diff_lead;
+struct diff_lead *diff_lead_start(const struct diff_params *);
+void		 diff_lead_free(struct diff_lead *);
 
 struct diff_result {
 	uint64_t	 originals;

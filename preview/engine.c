@@ -2,8 +2,6 @@
  * engine: see engine.h.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,52 +125,14 @@ choose(struct engine *eng, const struct eng_params *p, struct eng_error *e)
 	return ENG_OK;
 }
 
-/* diff_size in a thread of its own. */
-struct sizing {
-	struct store		*store;
-	const char		*source, *subpath;
-	volatile sig_atomic_t	*cancel;
-	int			 size;
-	struct s3_stats		 reqs;
-	enum store_status	 st;
-	pthread_t		 thread;
-};
-
-static void *
-sizing_main(void *arg)
-{
-	struct sizing		*sz = arg;
-	struct store_error	 err;
-
-	sz->st = diff_size(sz->store, sz->source, sz->subpath, sz->cancel,
-	    &sz->size, &sz->reqs, &err);
-	return NULL;
-}
-
-static int
-sizing_start(struct sizing *sz)
-{
-	sigset_t	all, old;
-	int		rc;
-
-	/* Signals stay with the threads that take them. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&sz->thread, NULL, sizing_main, sz);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return rc != 0 ? -1 : 0;
-}
-
 enum eng_status
 engine_open(struct engine *eng, const struct eng_params *p,
     struct eng_error *e)
 {
 	const struct config	*cfg = p->cfg;
-	struct sizing		 sz;
 	enum store_status	 st;
 	enum eng_status	 	 rc;
 	size_t			 i;
-	int			 sized;
 
 	memset(eng, 0, sizeof(*eng));
 	memset(e, 0, sizeof(*e));
@@ -197,20 +157,37 @@ engine_open(struct engine *eng, const struct eng_params *p,
 		goto fail;
 	}
 	store_conn_set_cancel(eng->conn, p->cancel);
-	/* The source's size, for diff_run's ranges, while the stamps come. */
-	sz = (struct sizing){ .store = eng->store, .source = cfg->source,
-	    .subpath = eng->subpath.data, .cancel = p->cancel };
-	sized = p->lists && p->ranges != 1 && sizing_start(&sz) == 0;
-	st = stamps_read(eng->conn, cfg->previews, cfg->source, eng->presets,
-	    eng->npresets, NULL, &eng->stamps, &e->err);
-	if (sized)
-		pthread_join(sz.thread, NULL);
-	if (st != STORE_OK) {
-		rc = storage(e, st, "cannot list", cfg->previews);
-		goto fail;
-	}
 	if ((eng->dp = calloc(eng->npresets + 1, sizeof(*eng->dp))) == NULL) {
 		rc = fail(e, ENG_ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < eng->npresets; i++)
+		eng->dp[i].name = eng->presets[i]->name;
+	eng->params = (struct diff_params){
+		.store = eng->store,
+		.source = cfg->source,
+		.previews = cfg->previews,
+		.subpath = eng->subpath.data,
+		.presets = eng->dp,
+		.npresets = eng->npresets,
+		.extensions = cfg->extensions,
+		.nextensions = cfg->nextensions,
+		.retry_failed = p->retry_failed,
+		.shard = p->shard,
+		.nshards = p->nshards,
+		.ranges = p->ranges,
+		.cancel = p->cancel,
+	};
+	/*
+	 * The listings' first pages while the stamps come (no memory: they
+	 * come after). Whatever the stamps say, diff_run lists those keys.
+	 */
+	if (p->lists)
+		eng->params.lead = diff_lead_start(&eng->params);
+	st = stamps_read(eng->conn, cfg->previews, cfg->source, eng->presets,
+	    eng->npresets, NULL, &eng->stamps, &e->err);
+	if (st != STORE_OK) {
+		rc = storage(e, st, "cannot list", cfg->previews);
 		goto fail;
 	}
 	for (i = 0; i < eng->npresets; i++) {
@@ -229,29 +206,8 @@ engine_open(struct engine *eng, const struct eng_params *p,
 			goto fail;
 		}
 		eng->def_md5[i] = s->def_md5;
-		eng->dp[i].name = eng->presets[i]->name;
 		eng->dp[i].changed = !s->current;
 		eng->dp[i].stamp_ms = s->current ? s->mtime_ms : 0;
-	}
-	eng->params = (struct diff_params){
-		.store = eng->store,
-		.source = cfg->source,
-		.previews = cfg->previews,
-		.subpath = eng->subpath.data,
-		.presets = eng->dp,
-		.npresets = eng->npresets,
-		.extensions = cfg->extensions,
-		.nextensions = cfg->nextensions,
-		.retry_failed = p->retry_failed,
-		.shard = p->shard,
-		.nshards = p->nshards,
-		.ranges = p->ranges,
-		.cancel = p->cancel,
-	};
-	/* Failed, diff_run asks again and says why. */
-	if (sized && sz.st == STORE_OK) {
-		eng->params.size = sz.size;
-		eng->params.size_requests = sz.reqs;
 	}
 	/* No folder of failure marks: nothing to list for them. */
 	eng->params.no_marks = 1;
@@ -269,6 +225,7 @@ fail:
 void
 engine_close(struct engine *eng)
 {
+	diff_lead_free(eng->params.lead);
 	stamps_release(&eng->stamps);
 	store_conn_free(eng->conn);
 	store_free(eng->store);

@@ -55,8 +55,8 @@ struct eng_params {
 						   source is no error */
 	unsigned		 shard, nshards;	/* --shard I/N; 0/0: all */
 	int			 ranges;	/* --list-ranges; 0: auto */
-	int			 lists;		/* diff_run follows: size the
-						   source with the stamps */
+	int			 lists;		/* diff_run follows: its first
+						   pages come with the stamps */
 	volatile sig_atomic_t	*cancel;
 	s3_log_fn		 log;		/* -vv, or NULL */
 	void			*log_arg;

@@ -939,6 +939,8 @@ s3_list(struct s3_client *c, const struct s3_list_params *lp,
 	buf_init(&token, 8192);
 	snprintf(maxkeys, sizeof(maxkeys), "%d",
 	    lp->max_keys > 0 && lp->max_keys <= 1000 ? lp->max_keys : 1000);
+	if (lp->more != NULL)
+		*lp->more = 0;
 
 	for (;;) {
 		buf_reset(&query);
@@ -998,8 +1000,11 @@ s3_list(struct s3_client *c, const struct s3_list_params *lp,
 			    "continuation token too long");
 			goto out;
 		}
-		if (lp->max_pages > 0 && pages >= lp->max_pages)
+		if (lp->max_pages > 0 && pages >= lp->max_pages) {
+			if (lp->more != NULL)
+				*lp->more = 1;
 			break;
+		}
 	}
 	st = S3_OK;
 out:

@@ -190,6 +190,8 @@ struct s3_list_params {
 	const char	*start_after;	/* NULL: none */
 	int		 max_keys;	/* 0: 1000 */
 	int		 max_pages;	/* 0: all */
+	int		*more;		/* or NULL: set to whether max_pages
+					   ended a listing that goes on */
 };
 
 enum s3_status	 s3_list(struct s3_client *, const struct s3_list_params *,

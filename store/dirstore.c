@@ -17,7 +17,7 @@
  * a directory as its name plus "/" so that "a.jpg" < "a/b.jpg" < "a0.jpg"
  * comes out as it does from S3. Memory is the depth times the width of one
  * directory, never the number of files. max_keys and max_pages have no
- * meaning here and are ignored.
+ * meaning here and are ignored (more says 0).
  *
  * LastModified is the later of the file's mtime and ctime. The ctime
  * changes whenever a file is replaced or written, so an original replaced
@@ -669,6 +669,9 @@ dirstore_list(struct dirstore *ds, const struct s3_list_params *params,
 			prefix = params->prefix;
 		delim = params->delimiter;
 		l.start_after = params->start_after;
+		/* One listing, never pages: nothing goes on after it. */
+		if (params->more != NULL)
+			*params->more = 0;
 	}
 	if (delim != NULL && delim[0] != '\0' && strcmp(delim, "/") != 0) {
 		set_err(err, 0,

@@ -83,7 +83,7 @@ setup(void)
 
 static enum store_status
 run_ranges(struct diff_preset *presets, const char *subpath, int ranges,
-    struct seen *s, struct diff_result *res)
+    int lead, struct seen *s, struct diff_result *res)
 {
 	static char	*exts[] = { "jpg", "png" };
 	struct config	 cfg;
@@ -110,7 +110,11 @@ run_ranges(struct diff_preset *presets, const char *subpath, int ranges,
 	dp.nextensions = 2;
 	dp.ranges = ranges;
 	memset(s, 0, sizeof(*s));
+	/* A head start: the first pages read before diff_run asks. */
+	if (lead)
+		cr_assert_not_null(dp.lead = diff_lead_start(&dp));
 	rc = diff_run(&dp, record, s, res, &err);
+	diff_lead_free(dp.lead);
 	store_free(st);
 	return rc;
 }
@@ -120,7 +124,7 @@ static enum store_status
 run(struct diff_preset *presets, const char *subpath, struct seen *s,
     struct diff_result *res)
 {
-	return run_ranges(presets, subpath, 1, s, res);
+	return run_ranges(presets, subpath, 1, 0, s, res);
 }
 
 static size_t
@@ -359,6 +363,7 @@ Test(diff, ranges_cover_every_key_once)
 	struct seen		 one, many;
 	char			 key[128];
 	size_t			 i, j;
+	int			 lead;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		snprintf(key, sizeof(key), "photo/%s", keys[i]);
@@ -369,26 +374,37 @@ Test(diff, ranges_cover_every_key_once)
 		}
 	}
 	mkfile("prew/b/c/orphan.jpg", T0);
-	cr_assert_eq(run_ranges(p, "", 16, &many, &res), STORE_OK);
-	cr_assert_eq(res.ranges, 1, "a source of one page in ranges");
+	for (lead = 0; lead <= 1; lead++) {
+		cr_assert_eq(run_ranges(p, "", 16, lead, &many, &res),
+		    STORE_OK);
+		cr_assert_eq(res.ranges, 1, "a source of one page in ranges");
+	}
 	for (i = 0; i < 1000; i++) {
 		snprintf(key, sizeof(key), "photo/e/n%04zu.txt", i);
 		mkfile(key, T0);
 	}
 	cr_assert_eq(run(p, "", &one, &res), STORE_OK);
 	cr_assert_eq(res.ranges, 1);
-	for (i = 2; i <= 16; i *= 2) {
-		cr_assert_eq(run_ranges(p, "", (int)i, &many, &res), STORE_OK);
-		cr_expect_gt(res.ranges, 1, "%zu ranges asked", i);
-		cr_assert_eq(many.n, one.n, "%zu ranges: %zu items, not %zu", i,
-		    many.n, one.n);
-		for (j = 0; j < one.n; j++) {
-			size_t k = find(&many, one.rel[j]);
+	/* With a head start, range 0 goes on after its first 1000 keys. */
+	for (i = 1; i <= 16; i *= 2)
+		for (lead = 0; lead <= 1; lead++) {
+			cr_assert_eq(run_ranges(p, "", (int)i, lead, &many,
+			    &res), STORE_OK);
+			if (i > 1)
+				cr_expect_gt(res.ranges, 1, "%zu ranges "
+				    "asked", i);
+			cr_assert_eq(many.n, one.n, "%zu ranges (head start "
+			    "%d): %zu items, not %zu", i, lead, many.n,
+			    one.n);
+			for (j = 0; j < one.n; j++) {
+				size_t k = find(&many, one.rel[j]);
 
-			cr_expect_eq(many.state[k][0], one.state[j][0]);
-			cr_expect_eq(many.state[k][1], one.state[j][1]);
+				cr_expect_eq(many.state[k][0],
+				    one.state[j][0]);
+				cr_expect_eq(many.state[k][1],
+				    one.state[j][1]);
+			}
 		}
-	}
 }
 
 /* The shards of a key space share it out, every key to exactly one. */
