@@ -1,13 +1,14 @@
 /*
  * generate: make every missing or stale preview.
  *
- * Order of work: open the engine (stamps read); write the stamps of
- * changed presets (so a run killed after this point still knows the
- * change); start the guard and the pool; run the merge-join, pushing one
- * job per original that needs any preset into the pool, which blocks the
- * listing when it falls behind; drain the pool; let the guard make its
- * last check. Results come back through gen_done under the pool's report
- * lock.
+ * Order of work: open the engine (stamps read, the listings' first pages
+ * on their way); write the stamps of changed presets (so a run killed
+ * after this point still knows the change); start the guard and the pool;
+ * run the merge-join, pushing one job per original that needs any preset
+ * into the pool, which blocks the listing when it falls behind; drain the
+ * pool, the guard making its last check as soon as the last preview is
+ * written (gen_puts_over). Results come back through gen_done under the
+ * pool's report lock.
  */
 #include <stdatomic.h>
 #include <stdio.h>

@@ -398,10 +398,10 @@ lead_push(void *arg, const struct s3_object *o)
 	return 0;
 }
 
-static void *
-lead_main(void *arg)
+/* Read page pg. */
+static void
+lead_read(struct lead_page *pg)
 {
-	struct lead_page	*pg = arg;
 	struct s3_list_params	 lp;
 	int			 more = 0;
 
@@ -415,6 +415,17 @@ lead_main(void *arg)
 	else if (pg->status == STORE_ECANCELLED && pg->n == LEAD_MAX)
 		pg->status = STORE_OK;
 	pg->more |= more;
+}
+
+static void *
+lead_main(void *arg)
+{
+	sigset_t	all;
+
+	/* Signals are the main thread's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	lead_read(arg);
 	return NULL;
 }
 
@@ -423,7 +434,6 @@ diff_lead_start(const struct diff_params *dp)
 {
 	struct diff_lead	*ld;
 	struct lead_page	*pg;
-	sigset_t		 all, old;
 	size_t			 i, strip;
 
 	if ((ld = calloc(1, sizeof(*ld))) == NULL ||
@@ -432,9 +442,6 @@ diff_lead_start(const struct diff_params *dp)
 		free(ld);
 		return NULL;
 	}
-	/* Signals stay with the threads that take them. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (i = 0; i < dp->npresets + 1; i++, ld->n++) {
 		pg = &ld->pages[i];
 		buf_init(&pg->prefix, BUF_NOMAX);
@@ -447,7 +454,6 @@ diff_lead_start(const struct diff_params *dp)
 			break;
 		pg->running = 1;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ld->n < dp->npresets + 1) {
 		ld->n++;
 		diff_lead_free(ld);
@@ -836,7 +842,7 @@ one_page(struct store_conn *c, const struct diff_params *dp, int *small,
 		    (now.v = calloc(LEAD_MAX, sizeof(*now.v))) == NULL)
 			now.status = STORE_ENOMEM;
 		else
-			(void)lead_main(&now);
+			lead_read(&now);
 	}
 	*small = !pg->more;
 	if ((st = pg->status) != STORE_OK)
@@ -929,11 +935,12 @@ enum store_status
 diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
     struct diff_result *res, struct store_error *err)
 {
-	struct run	 r;
-	struct lead_page *pg;
-	pthread_t	*t = NULL;
-	size_t		 i, nt, streams, started = 0;
-	int		 want = dp->ranges > 0 ? dp->ranges : DIFF_PARALLEL;
+	struct run		 r;
+	struct lead_page	*pg;
+	pthread_t		*t = NULL;
+	size_t			 i, nt, streams, started = 0;
+	int			 want = dp->ranges > 0 ? dp->ranges :
+				    DIFF_PARALLEL;
 
 	memset(res, 0, sizeof(*res));
 	store_error_clear(err);

@@ -185,7 +185,7 @@ engine_open(struct engine *eng, const struct eng_params *p,
 	if (p->lists)
 		eng->params.lead = diff_lead_start(&eng->params);
 	st = stamps_read(eng->conn, cfg->previews, cfg->source, eng->presets,
-	    eng->npresets, NULL, &eng->stamps, &e->err);
+	    eng->npresets, &eng->stamps, &e->err);
 	if (st != STORE_OK) {
 		rc = storage(e, st, "cannot list", cfg->previews);
 		goto fail;
@@ -263,7 +263,7 @@ await_stamps(struct engine *eng, long wait_s, struct eng_error *e)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		st = stamps_read(eng->conn, eng->cfg->previews, eng->cfg->source,
-		    eng->presets, eng->npresets, NULL, &ss, &e->err);
+		    eng->presets, eng->npresets, &ss, &e->err);
 		if (st != STORE_OK) {
 			stamps_release(&ss);
 			return storage(e, st, "cannot list", eng->cfg->previews);

@@ -17,7 +17,8 @@
 
 struct guard {
 	struct store			*store;
-	struct store_conn		*conns[CHECK_CONNS];	/* the checks' */
+	/* The checks', used with check_mtx held (so one thread each). */
+	struct store_conn		*conns[CHECK_CONNS];
 	size_t				 nconns;
 	const char			*previews;
 	const char			*source;
@@ -31,7 +32,8 @@ struct guard {
 	struct buf			*suspects;	/* [n], NUL-separated */
 	uint64_t			 nsuspects;
 	size_t				 nlost;
-	struct stamp			*known;	/* [n]: the last check's */
+	struct stamp			*known;	/* [n]: the last check's
+						   (check_mtx) */
 
 	pthread_t			 thread;
 	int				 running;
@@ -77,7 +79,11 @@ guard_new(struct store *store, const char *previews, const char *source,
 		/* What a check compares: the stamp's ETag and its verdict. */
 		memcpy(g->known[i].etag, start->v[i].etag,
 		    sizeof(g->known[i].etag));
+		memcpy(g->known[i].found_source, start->v[i].found_source,
+		    sizeof(g->known[i].found_source));
+		g->known[i].exists = start->v[i].exists;
 		g->known[i].current = start->v[i].current;
+		g->known[i].other_source = start->v[i].other_source;
 		if (follow && (start->v[i].current != 1 ||
 		    start->v[i].other_source)) {
 			g->lost[i] = 1;
@@ -222,66 +228,67 @@ struct checker {
 	int			 started;
 };
 
-static void *
-checker_main(void *arg)
+static void
+checker_share(struct checker *ck)
 {
-	struct checker	*ck = arg;
 	struct guard	*g = ck->g;
 	size_t		 i;
 
 	for (i = ck->k; i < g->n; i += g->nconns) {
 		ck->now[i] = g->known[i];
 		ck->st[i] = stamp_check(g->conns[ck->k], g->previews,
-		    g->source, &ck->now[i], g->known[i].current == 1 ?
-		    g->known[i].etag : "", &ck->err[i]);
+		    g->source, &ck->now[i], &g->known[i], &ck->err[i]);
 	}
+}
+
+static void *
+checker_main(void *arg)
+{
+	sigset_t	all;
+
+	/* Signals are the main thread's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	checker_share(arg);
 	return NULL;
 }
 
 /*
- * HEAD every stamp at once, one round trip: into now[], with the first
- * failure in err.
+ * HEAD every stamp at once (CHECK_CONNS at a time), a round trip: into
+ * now[], with each one's status in sts[] and errs[].
  */
-static enum store_status
-check_stamps(struct guard *g, struct stamp *now, struct store_error *err)
+static void
+check_stamps(struct guard *g, struct stamp *now, enum store_status *sts,
+    struct store_error *errs)
 {
-	struct checker		 ck[CHECK_CONNS];
-	enum store_status	*sts;
-	struct store_error	*errs;
-	enum store_status	 st = STORE_OK;
-	size_t			 i;
-	sigset_t		 all, old;
+	struct checker	ck[CHECK_CONNS];
+	size_t		i;
 
-	sts = calloc(g->n + 1, sizeof(*sts));
-	errs = calloc(g->n + 1, sizeof(*errs));
-	if (sts == NULL || errs == NULL) {
-		free(sts);
-		free(errs);
-		return STORE_ENOMEM;
-	}
-	/* Signals stay with the threads that take them. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (i = 0; i < g->nconns; i++) {
 		ck[i] = (struct checker){ .g = g, .k = i, .now = now,
 		    .st = sts, .err = errs };
 		ck[i].started = i > 0 && pthread_create(&ck[i].thread, NULL,
 		    checker_main, &ck[i]) == 0;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	/* The first share here, and any a thread could not take. */
 	for (i = 0; i < g->nconns; i++)
 		if (!ck[i].started)
-			(void)checker_main(&ck[i]);
+			checker_share(&ck[i]);
 	for (i = 0; i < g->nconns; i++)
 		if (ck[i].started)
 			pthread_join(ck[i].thread, NULL);
-	for (i = 0; i < g->n && st == STORE_OK; i++)
-		if ((st = sts[i]) != STORE_OK)
-			*err = errs[i];
-	free(sts);
-	free(errs);
-	return st;
+}
+
+/* How many keys a suspect list holds. */
+static uint64_t
+nkeys(const struct buf *b)
+{
+	uint64_t	n = 0;
+	size_t		i;
+
+	for (i = 0; i < b->len; i++)
+		n += b->data[i] == '\0';
+	return n;
 }
 
 enum store_status
@@ -289,17 +296,19 @@ guard_check(struct guard *g, struct store_error *err)
 {
 	struct stamp		*now;
 	struct buf		*taken;
-	enum store_status	 st;
-	uint64_t		 ntaken;
+	enum store_status	*sts, st = STORE_OK;
+	struct store_error	*errs;
+	uint64_t		 n;
 	size_t			 i;
 	int			 lose, ours;
 
 	taken = calloc(g->n + 1, sizeof(*taken));
 	now = calloc(g->n + 1, sizeof(*now));
-	if (taken == NULL || now == NULL) {
-		free(taken);
-		free(now);
-		return STORE_ENOMEM;
+	sts = calloc(g->n + 1, sizeof(*sts));
+	errs = calloc(g->n + 1, sizeof(*errs));
+	if (taken == NULL || now == NULL || sts == NULL || errs == NULL) {
+		st = STORE_ENOMEM;
+		goto out;
 	}
 	pthread_mutex_lock(&g->check_mtx);
 	/* What was written before this check's HEADs is what it covers. */
@@ -308,25 +317,34 @@ guard_check(struct guard *g, struct store_error *err)
 		taken[i] = g->suspects[i];
 		buf_init(&g->suspects[i], BUF_NOMAX);
 	}
-	ntaken = g->nsuspects;
 	g->nsuspects = 0;
 	pthread_mutex_unlock(&g->mtx);
 
-	st = check_stamps(g, now, err);
+	check_stamps(g, now, sts, errs);
 	for (i = 0; i < g->n; i++) {
-		if (st != STORE_OK) {
-			/* Unchecked: suspect still. */
+		if (sts[i] != STORE_OK) {
+			if (st == STORE_OK) {
+				st = sts[i];
+				*err = errs[i];
+			}
+			/* Unchecked: suspect still, for the next check. */
+			n = nkeys(&taken[i]);
 			pthread_mutex_lock(&g->mtx);
 			if (buf_add(&taken[i], g->suspects[i].data,
 			    g->suspects[i].len) == 0) {
 				buf_release(&g->suspects[i]);
 				g->suspects[i] = taken[i];
 				buf_init(&taken[i], BUF_NOMAX);
+				g->nsuspects += n;
 			}
 			pthread_mutex_unlock(&g->mtx);
+			/* No memory to keep them: gone, as for a lost preset. */
+			remove_keys(g, i, &taken[i]);
 			buf_release(&taken[i]);
 			continue;
 		}
+		/* What this check found is what the next one compares with. */
+		g->known[i] = now[i];
 		ours = now[i].current == 1 && !now[i].other_source;
 		pthread_mutex_lock(&g->mtx);
 		lose = !g->lost[i] && !ours;
@@ -351,18 +369,12 @@ guard_check(struct guard *g, struct store_error *err)
 			remove_keys(g, i, &taken[i]);
 		buf_release(&taken[i]);
 	}
-	/* Unchecked, the keys count again: the next check, or the last. */
-	if (st != STORE_OK) {
-		pthread_mutex_lock(&g->mtx);
-		g->nsuspects += ntaken;
-		pthread_mutex_unlock(&g->mtx);
-	}
-	/* What this check found is what the next one compares with. */
-	for (i = 0; st == STORE_OK && i < g->n; i++)
-		g->known[i] = now[i];
 	pthread_mutex_unlock(&g->check_mtx);
+out:
 	free(taken);
 	free(now);
+	free(sts);
+	free(errs);
 	return st;
 }
 

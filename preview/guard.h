@@ -5,8 +5,8 @@
  * run still going with the old width while CI's run writes the new
  * stamp). A preview the old run writes after the new stamp would be newer
  * than it, and so fresh for good. A HEAD per object would catch it at a
- * price; instead the guard re-reads the stamps (a HEAD of each, all at
- * once: a listing can lag a write) every interval and keeps the keys
+ * price; instead the guard re-reads the stamps (a HEAD of each, up to 8
+ * at once: a listing can lag a write) every interval and keeps the keys
  * written since the last check that found the stamps unchanged: the
  * suspects.
  *
@@ -21,7 +21,9 @@
  *   - When writing stops, a last check covers what is still suspect.
  *
  * generate and serve both go through it; serve checks every 30 s.
- * Lock invariant: `mtx` guards lost[], the suspect lists and the counts.
+ * Lock invariants: `mtx` guards lost[], the suspect lists, the counts,
+ * `stopping` and `last`; `check_mtx` (one check at a time) guards what
+ * the last check found and the checks' connections.
  */
 #ifndef PREWCTL_GUARD_H
 #define PREWCTL_GUARD_H
@@ -46,8 +48,8 @@ struct guard_cbs {
 
 /*
  * Watch the stamps of presets[0..n) under previews. start is what
- * stamps_read found at the start (a stamp it found current and that is
- * still the same object needs no GET to be checked); the guard keeps its
+ * stamps_read found at the start (a stamp that is still the same object
+ * keeps what was found of it, with no GET); the guard keeps its
  * own copy. A run that wrote its stamps starts with every preset ours; a
  * guard that follows (serve, which never rewrites a stamp) starts with
  * the presets whose stamp is not theirs lost, checks on every interval,

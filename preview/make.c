@@ -281,6 +281,14 @@ put_one(const struct maker *mk, struct store_conn *conn, struct job *j,
 		p->storage = store_failing(st, &err, 1);
 		p->write = 1;
 		settle(p, MAKE_FAILED, WHY_STORAGE, why);
+		/*
+		 * A lost answer is not a lost write: the preview may be
+		 * there, so the guard covers it too (a delete of none is no
+		 * harm).
+		 */
+		if (mk->guard != NULL &&
+		    guard_stored(mk->guard, p->preset, p->key.data) != 0)
+			(void)delete_one(conn, p->key.data, &err);
 		return;
 	}
 	if (mk->guard != NULL &&

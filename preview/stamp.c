@@ -203,8 +203,8 @@ root_prefix(void *arg, const char *prefix)
 
 enum store_status
 stamps_read(struct store_conn *c, const char *previews, const char *source,
-    const struct preset *const *presets, size_t n, const struct stamps *known,
-    struct stamps *ss, struct store_error *err)
+    const struct preset *const *presets, size_t n, struct stamps *ss,
+    struct store_error *err)
 {
 	struct s3_list_params	 lp;
 	struct root_walk	 w;
@@ -234,14 +234,7 @@ stamps_read(struct store_conn *c, const char *previews, const char *source,
 	for (i = 0; i < n && st == STORE_OK; i++) {
 		struct stamp *s = &ss->v[i];
 
-		if (s->current != -1)
-			continue;
-		/* The very object an earlier read found current. */
-		if (known != NULL && i < known->n && known->v[i].current == 1 &&
-		    known->v[i].etag[0] != '\0' &&
-		    strcmp(known->v[i].etag, s->etag) == 0)
-			s->current = 1;
-		else
+		if (s->current == -1)
 			st = judge_body(c, previews, source, s, err);
 	}
 	return st;
@@ -249,7 +242,7 @@ stamps_read(struct store_conn *c, const char *previews, const char *source,
 
 enum store_status
 stamp_check(struct store_conn *c, const char *previews, const char *source,
-    struct stamp *s, const char *known_etag, struct store_error *err)
+    struct stamp *s, const struct stamp *known, struct store_error *err)
 {
 	struct store_head	 hd;
 	struct buf		 key;
@@ -266,20 +259,27 @@ stamp_check(struct store_conn *c, const char *previews, const char *source,
 	s->exists = st == STORE_OK;
 	s->current = 0;
 	s->other_source = 0;
+	s->etag[0] = '\0';
 	if (st == STORE_OK) {
 		s->mtime_ms = hd.mtime_ms;
 		(void)snprintf(s->etag, sizeof(s->etag), "%s", hd.etag);
 		s->current = etag_says(s, hd.etag);
-		if (s->current == -1 && known_etag[0] != '\0' &&
-		    strcmp(known_etag, hd.etag) == 0)
-			s->current = 1;
 	}
 	store_head_release(&hd);
 	if (st == STORE_ENOTFOUND)
 		return STORE_OK;
-	if (st == STORE_OK && s->current == -1)
-		st = judge_body(c, previews, source, s, err);
-	return st;
+	if (st != STORE_OK || s->current != -1)
+		return st;
+	/* The very object known was: what was found of it holds. */
+	if (known != NULL && known->exists && known->etag[0] != '\0' &&
+	    strcmp(known->etag, s->etag) == 0) {
+		s->current = known->current;
+		s->other_source = known->other_source;
+		memcpy(s->found_source, known->found_source,
+		    sizeof(s->found_source));
+		return STORE_OK;
+	}
+	return judge_body(c, previews, source, s, err);
 }
 
 void

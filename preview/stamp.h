@@ -50,25 +50,24 @@ struct stamps {
 /*
  * Read the stamps of presets[0..n), made from source, and what else the
  * root holds: one LIST, and a GET only for a stamp whose ETag says
- * nothing and is not one that known (an earlier read of the same presets,
- * or NULL) found current.
+ * nothing.
  */
 enum store_status	 stamps_read(struct store_conn *, const char *previews,
 		    const char *source, const struct preset *const *presets,
-		    size_t n, const struct stamps *known, struct stamps *,
-		    struct store_error *);
+		    size_t n, struct stamps *, struct store_error *);
 /* Set s up for preset p made from source: its body and their MD5s. */
 int		 stamp_init(struct stamp *s, const struct preset *p,
 		    const char *source);
 /*
  * Check s (set up by stamp_init) by its object alone, never a listing,
  * which can lag a PUT (RGW updates its index afterwards): a HEAD, and a
- * GET when the ETag says nothing and is not known_etag (one an earlier
- * check found current, or ""). Sets exists, current, other_source, etag.
+ * GET when the ETag says nothing and is not known's (what an earlier
+ * check found of the same object holds; known may be NULL). Sets exists,
+ * current, other_source and found_source, etag.
  */
 enum store_status	 stamp_check(struct store_conn *, const char *previews,
-		    const char *source, struct stamp *s, const char *known_etag,
-		    struct store_error *);
+		    const char *source, struct stamp *s,
+		    const struct stamp *known, struct store_error *);
 void		 stamps_release(struct stamps *);
 /* Write the current definition of s->preset. */
 enum store_status	 stamp_write(struct store_conn *, const char *previews,

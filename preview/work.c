@@ -12,7 +12,8 @@
  * the stages drain in order.
  *
  * Lock invariants: `mtx` guards every queue, `closed`, `stop`, the thread
- * counts, the failure counts and the jobs' next_put and puts_busy;
+ * counts, the failure counts, `putting`, `puts_told` and the jobs'
+ * next_put and puts_busy;
  * `report_mtx` serialises calls of done. A job belongs to one queue or
  * one thread at a time, but for the uploaders: each owns the preset it
  * took, and the job's books are the last one's.

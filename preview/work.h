@@ -44,8 +44,11 @@ struct work_params {
 	work_done_fn		 done;
 	void			*done_arg;
 	/*
-	 * Told once (NULL: not), with done_arg, as soon as the previews are
-	 * all written: work_finish was called, and every PUT begun ended.
+	 * Told once (NULL: not), with done_arg, from whichever thread sees
+	 * it, as soon as the uploaders will write nothing more: their queue
+	 * is closed and empty and no PUT is under way. That is after
+	 * work_finish, or sooner when the pool stops on its own (or fails
+	 * to start); never when writes failing left jobs queued.
 	 */
 	void			(*puts_over)(void *arg);
 };

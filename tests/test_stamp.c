@@ -67,45 +67,93 @@ both(void)
 }
 
 static void
-read_stamps(struct stamps *ss, const struct stamps *known)
+read_stamps(struct stamps *ss)
 {
 	struct store_error	err;
 
-	cr_assert_eq(stamps_read(conn, "prew/", "photo/", both(), 2, known, ss,
-	    &err), STORE_OK, "%s", err.message);
+	cr_assert_eq(stamps_read(conn, "prew/", "photo/", both(), 2, ss, &err),
+	    STORE_OK, "%s", err.message);
+}
+
+/* The GETs conn made so far. */
+static uint64_t
+gets(void)
+{
+	struct s3_stats	n;
+
+	memset(&n, 0, sizeof(n));
+	store_conn_stats(conn, &n);
+	return n.get;
 }
 
 Test(stamp, none_then_written_then_current)
 {
-	struct stamps		 ss, again;
+	struct stamps		 ss;
+	struct stamp		 s;
 	struct store_error	 err;
-	struct s3_stats		 before, after;
+	uint64_t		 n;
 
-	read_stamps(&ss, NULL);
+	read_stamps(&ss);
 	cr_expect(!ss.v[0].exists && ss.v[0].current == 0);
 	cr_expect(!ss.v[1].exists && ss.v[1].current == 0);
 	cr_assert_eq(stamp_write(conn, "prew/", &ss.v[0], &err), STORE_OK);
 	stamps_release(&ss);
 
-	read_stamps(&ss, NULL);
+	read_stamps(&ss);
 	cr_expect(ss.v[0].exists && ss.v[0].current == 1);
 	cr_expect(!ss.v[1].exists);
 	cr_expect_str_eq(ss.v[0].body, "v1 width=64 height=0 fit=inside "
 	    "crop=centre format=jpeg quality=80 enlarge=0 background=#ffffff\n"
 	    "source=photo/\n");
 	/*
-	 * A folder's ETag says nothing of the body, so it was read; a second
-	 * read that knows the first needs no GET for the same object.
+	 * A folder's ETag says nothing of the body, so it was read; a check
+	 * that knows the read needs no GET for the same object.
 	 */
-	memset(&before, 0, sizeof(before));
-	store_conn_stats(conn, &before);
-	read_stamps(&again, &ss);
-	memset(&after, 0, sizeof(after));
-	store_conn_stats(conn, &after);
-	cr_expect_eq(after.get, before.get, "GET %llu -> %llu",
-	    (unsigned long long)before.get, (unsigned long long)after.get);
-	cr_expect_eq(again.v[0].current, 1);
-	stamps_release(&again);
+	n = gets();
+	s = ss.v[0];
+	cr_assert_eq(stamp_check(conn, "prew/", "photo/", &s, &ss.v[0], &err),
+	    STORE_OK);
+	cr_expect_eq(gets(), n, "a GET for the object known");
+	cr_expect(s.exists && s.current == 1 && !s.other_source);
+	/* Knowing nothing, it reads the body. */
+	s = ss.v[0];
+	cr_assert_eq(stamp_check(conn, "prew/", "photo/", &s, NULL, &err),
+	    STORE_OK);
+	cr_expect_eq(gets(), n + 1);
+	cr_expect(s.exists && s.current == 1);
+	/* The other stamp: none. */
+	s = ss.v[1];
+	cr_assert_eq(stamp_check(conn, "prew/", "photo/", &s, &ss.v[1], &err),
+	    STORE_OK);
+	cr_expect(!s.exists && s.current == 0 && s.etag[0] == '\0');
+	stamps_release(&ss);
+}
+
+/*
+ * What was found of an object holds for it, all of it: a stamp of our
+ * definition made from another source stays another's (a check that
+ * took it for ours would let serve write into another configuration's
+ * preset), and none is read again.
+ */
+Test(stamp, a_check_keeps_what_was_found_of_the_same_object)
+{
+	struct store_error	 err;
+	struct stamps		 ss;
+	struct stamp		 s;
+	uint64_t		 n;
+
+	put("prew/.prewctl-stamp-small", "v1 width=64 height=0 fit=inside "
+	    "crop=centre format=jpeg quality=80 enlarge=0 background=#ffffff\n"
+	    "source=avatars/\n");
+	read_stamps(&ss);
+	cr_assert(ss.v[0].current == 1 && ss.v[0].other_source);
+	n = gets();
+	s = ss.v[0];
+	cr_assert_eq(stamp_check(conn, "prew/", "photo/", &s, &ss.v[0], &err),
+	    STORE_OK);
+	cr_expect_eq(gets(), n);
+	cr_expect(s.current == 1 && s.other_source, "taken for ours");
+	cr_expect_str_eq(s.found_source, "avatars/");
 	stamps_release(&ss);
 }
 
@@ -116,7 +164,7 @@ Test(stamp, older_stamps_without_a_source)
 
 	put("prew/.prewctl-stamp-small", "v1 width=64 height=0 fit=inside "
 	    "crop=centre format=jpeg quality=80 enlarge=0 background=#ffffff");
-	read_stamps(&ss, NULL);
+	read_stamps(&ss);
 	cr_expect_eq(ss.v[0].current, 1);
 	cr_expect(!ss.v[0].other_source);
 	stamps_release(&ss);
@@ -132,7 +180,7 @@ Test(stamp, changed_definition_and_other_source)
 	put("prew/.prewctl-stamp-big", "v1 width=640 height=0 fit=inside "
 	    "crop=centre format=webp quality=80 enlarge=0 background=#ffffff\n"
 	    "source=avatars/\n");
-	read_stamps(&ss, NULL);
+	read_stamps(&ss);
 	cr_expect_eq(ss.v[0].current, 0);
 	cr_expect(!ss.v[0].other_source);
 	cr_expect(ss.v[1].other_source);
@@ -161,7 +209,7 @@ Test(stamp, root_sorted_into_removed_theirs_foreign)
 	put("prew/other/keep.txt", "x");
 	put("prew/.prewctl-failed/a.jpg", "etag=x\n");
 	put("prew/README", "x");
-	read_stamps(&ss, NULL);
+	read_stamps(&ss);
 	cr_expect_eq(ss.loose, 1, "README is a loose object");
 	cr_assert_eq(root_classify(conn, "prew/", "photo/", &cfg, &ss, &v, &n,
 	    &err), STORE_OK);
