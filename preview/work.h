@@ -32,7 +32,7 @@
 /* Per worker (renderer), chosen by measurement (README, Performance). */
 #define WORK_FETCHERS	2	/* originals being read */
 #define WORK_PREFETCH	1	/* read, waiting for a renderer */
-#define WORK_STORERS	4	/* previews being written */
+#define WORK_STORERS	8	/* previews being written */
 
 typedef void	(*work_done_fn)(void *arg, struct job *);
 

@@ -545,9 +545,9 @@ fproxy_start(const char *const *opts, const char *stats)
 #define PUT_PRESETS	"[preset a]\nwidth = 16\n[preset b]\nwidth = 24\n" \
 			"[preset c]\nwidth = 32\nformat = png\n"
 #define NPUTPRESETS	3
-/* README, The pool: with -j 1, 2 fetchers, 1 renderer, 4 uploaders. */
+/* README, The pool: with -j 1, 2 fetchers, 1 renderer, 8 uploaders. */
 #define FETCHERS_J1	2
-#define UPLOADERS_J1	4
+#define UPLOADERS_J1	8
 
 /*
  * Stamps written first, straight to the server (else the first refused
@@ -621,7 +621,7 @@ Test(failures, refused_writes_stop_the_run)
 
 /*
  * The man page: generate stops "after ten ... writes ... failed in a
- * row". Then the writes under way beside the tenth end (three more
+ * row". Then the writes under way beside the tenth end (seven more
  * uploaders, one write each), and the original begun gets its other
  * previews written (two more at most, of three presets); nothing else.
  */
