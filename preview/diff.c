@@ -31,7 +31,8 @@
  * Everything but `thread` is the lead thread's until it is joined, then
  * the joiner's.
  */
-#define LEAD_MAX	1000
+/* More than a page of S3 holds, so that a page is read to its end. */
+#define LEAD_MAX	1001
 
 struct lead_page {
 	pthread_t		 thread;
@@ -390,7 +391,7 @@ lead_push(void *arg, const struct s3_object *o)
 		pg->nomem = 1;
 		return 1;
 	}
-	/* A folder lists on: a page's worth is enough. */
+	/* A folder lists on: a page's worth and one is enough. */
 	if (++pg->n == LEAD_MAX) {
 		pg->more = 1;
 		return 1;
