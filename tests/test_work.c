@@ -103,6 +103,19 @@ png(const char *key)
 	g_free(buf);
 }
 
+/* photo/000.png ... for n originals. */
+static void
+originals(int n)
+{
+	char	key[64];
+	int	i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "photo/%03d.png", i);
+		png(key);
+	}
+}
+
 static void
 setup(void)
 {
@@ -185,10 +198,7 @@ Test(work, every_job_ends_once)
 	char		 path[600];
 	int		 i;
 
-	for (i = 0; i < 20; i++) {
-		snprintf(path, sizeof(path), "photo/%03d.png", i);
-		png(path);
-	}
+	originals(20);
 	w = start(&s, 3, 10, NULL);
 	cr_assert_eq(push_all(w, 20), 20);
 	cr_assert_eq(work_finish(w, NULL), WORK_RUNNING);
@@ -209,13 +219,8 @@ Test(work, puts_over_is_told_once_every_preview_is_written)
 {
 	struct seen	 s;
 	struct work	*w;
-	char		 path[64];
-	int		 i;
 
-	for (i = 0; i < 20; i++) {
-		snprintf(path, sizeof(path), "photo/%03d.png", i);
-		png(path);
-	}
+	originals(20);
 	w = start(&s, 3, 10, NULL);
 	cr_assert_eq(push_all(w, 20), 20);
 	pthread_mutex_lock(&s.told_mtx);
@@ -247,13 +252,10 @@ Test(work, writes_failing_in_a_row_stop_the_pool)
 	struct seen		 s;
 	struct work		*w;
 	char			 path[600];
-	int			 i, pushed;
+	int			 pushed;
 	FILE			*f;
 
-	for (i = 0; i < 40; i++) {
-		snprintf(path, sizeof(path), "photo/%03d.png", i);
-		png(path);
-	}
+	originals(40);
 	/* A file where the previews' folder should be. */
 	snprintf(path, sizeof(path), "%s/prew", root);
 	cr_assert_not_null(f = fopen(path, "w"));
