@@ -280,3 +280,66 @@ Test(work, cancel_stops_taking_jobs)
 	cr_expect_eq(work_finish(w, NULL), WORK_CANCELLED);
 	cr_expect_eq(s.jobs, 0);
 }
+
+/* The keys the guard tried to remove, NUL-separated. */
+static void
+on_removed(void *arg, size_t preset, const char *key, const char *error)
+{
+	(void)preset;
+	(void)error;
+	cr_assert_eq(buf_add(arg, key, strlen(key) + 1), 0);
+}
+
+static int
+has_key(const struct buf *b, const char *key)
+{
+	size_t	off;
+
+	for (off = 0; off < b->len; off += strlen(b->data + off) + 1)
+		if (strcmp(b->data + off, key) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * A write that failed may have been made all the same (its answer lost):
+ * the guard covers its key as it does a written one. Preset b's writes
+ * fail (a file where its folder should be); no stamp exists, so the check
+ * finds both presets another's and removes what they wrote, the key of
+ * b's failed write included.
+ */
+Test(work, a_failed_write_is_a_suspect_of_the_guard)
+{
+	struct guard_cbs	 cbs = { NULL, on_removed, NULL };
+	struct store_error	 err;
+	struct guard		*g;
+	struct seen		 s;
+	struct work		*w;
+	struct buf		 removed;
+	char			 path[600];
+	FILE			*f;
+
+	originals(1);
+	snprintf(path, sizeof(path), "%s/prew", root);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/prew/b", root);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fclose(f);
+	buf_init(&removed, BUF_NOMAX);
+	cbs.arg = &removed;
+	cr_assert_not_null(g = guard_new(st, "prew/", "photo/", presets, 2,
+	    NULL, 0, &cbs));
+	mk.guard = g;
+	w = start(&s, 1, 10, NULL);
+	cr_assert_eq(push_all(w, 1), 1);
+	work_finish(w, NULL);
+	mk.guard = NULL;
+	cr_expect_eq(s.made, 1, "preset a's preview");
+	cr_expect_eq(s.failed, 1, "preset b's");
+	(void)guard_check(g, &err);
+	cr_expect_eq(guard_nlost(g), 2);
+	cr_expect(has_key(&removed, "prew/a/000.png"), "the written one");
+	cr_expect(has_key(&removed, "prew/b/000.png"), "the failed one");
+	guard_free(g);
+	buf_release(&removed);
+}
