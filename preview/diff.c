@@ -25,14 +25,15 @@
 
 #define RING_SIZE 1024
 
+/* More than a page of S3 holds, so that a page is read to its end. */
+#define LEAD_MAX	1001
+
 /*
  * A head start (diff.h): the first page of one stream of range 0, read by
  * a thread of its own on the connection the stream then goes on with.
  * Everything but `thread` is the lead thread's until it is joined, then
  * the joiner's.
  */
-/* More than a page of S3 holds, so that a page is read to its end. */
-#define LEAD_MAX	1001
 
 struct lead_page {
 	pthread_t		 thread;
@@ -255,7 +256,9 @@ stream_lead(struct stream *s, struct s3_list_params *lp,
 	}
 	if (!pg->more)
 		return STORE_OK;
-	lp->start_after = pg->v[pg->n - 1].key;
+	/* (A page may be empty and yet go on: then from the start.) */
+	if (pg->n > 0)
+		lp->start_after = pg->v[pg->n - 1].key;
 	return store_list(s->conn, lp, stream_push, NULL, s, err);
 }
 
@@ -508,7 +511,6 @@ diff_lead_free(struct diff_lead *ld)
 	free(ld->pages);
 	free(ld);
 }
-
 
 /* A range of rels, (lo, hi]: "" for no bound. */
 struct range {
