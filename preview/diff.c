@@ -40,10 +40,10 @@ struct lead_page {
 	int			 running;	/* not joined yet */
 	struct store_conn	*conn;		/* until a stream takes it */
 	struct buf		 prefix;
-	struct diff_entry	*v;		/* [LEAD_MAX], as listed */
-	size_t			 n, next;	/* next: not pushed yet (the
-						   pushed are freed, but the
-						   last) */
+	struct diff_entry	*v;		/* [LEAD_MAX], as listed; the
+						   stream frees all it pushes
+						   but the last */
+	size_t			 n;
 	int			 more;		/* keys after v[n - 1] */
 	int			 nomem;
 	enum store_status	 status;
@@ -234,13 +234,14 @@ stream_lead(struct stream *s, struct s3_list_params *lp,
 	struct lead_page	*pg = s->lead;
 	struct s3_object	 o;
 	struct diff_entry	*e;
+	size_t			 i;
 
 	if (pg->status != STORE_OK) {
 		*err = pg->err;
 		return pg->status;
 	}
-	for (; pg->next < pg->n; pg->next++) {
-		e = &pg->v[pg->next];
+	for (i = 0; i < pg->n; i++) {
+		e = &pg->v[i];
 		memset(&o, 0, sizeof(o));
 		o.key = e->key;
 		o.etag = e->etag;
@@ -249,7 +250,7 @@ stream_lead(struct stream *s, struct s3_list_params *lp,
 		if (stream_push(s, &o) != 0)
 			return STORE_ECANCELLED;
 		/* The last one says where the listing goes on. */
-		if (pg->next + 1 < pg->n) {
+		if (i + 1 < pg->n) {
 			free(e->key);
 			e->key = NULL;
 		}
@@ -433,12 +434,29 @@ lead_main(void *arg)
 	return NULL;
 }
 
+/* Set pg up to read the first page of stream i on conn (taken). */
+static int
+lead_page_init(struct lead_page *pg, const struct diff_params *dp, size_t i,
+    struct store_conn *conn)
+{
+	size_t	strip;
+
+	memset(pg, 0, sizeof(*pg));
+	buf_init(&pg->prefix, BUF_NOMAX);
+	pg->conn = conn;
+	if (conn == NULL || stream_prefix(dp, i, &pg->prefix, &strip) != 0 ||
+	    (pg->v = calloc(LEAD_MAX, sizeof(*pg->v))) == NULL)
+		return -1;
+	store_conn_set_cancel(conn, dp->cancel);
+	return 0;
+}
+
 struct diff_lead *
 diff_lead_start(const struct diff_params *dp)
 {
 	struct diff_lead	*ld;
 	struct lead_page	*pg;
-	size_t			 i, strip;
+	size_t			 i;
 
 	if ((ld = calloc(1, sizeof(*ld))) == NULL ||
 	    (ld->pages = calloc(dp->npresets + 1, sizeof(*ld->pages))) ==
@@ -448,13 +466,8 @@ diff_lead_start(const struct diff_params *dp)
 	}
 	for (i = 0; i < dp->npresets + 1; i++, ld->n++) {
 		pg = &ld->pages[i];
-		buf_init(&pg->prefix, BUF_NOMAX);
-		if (stream_prefix(dp, i, &pg->prefix, &strip) != 0 ||
-		    (pg->v = calloc(LEAD_MAX, sizeof(*pg->v))) == NULL ||
-		    (pg->conn = store_conn_new(dp->store)) == NULL)
-			break;
-		store_conn_set_cancel(pg->conn, dp->cancel);
-		if (pthread_create(&pg->thread, NULL, lead_main, pg) != 0)
+		if (lead_page_init(pg, dp, i, store_conn_new(dp->store)) != 0 ||
+		    pthread_create(&pg->thread, NULL, lead_main, pg) != 0)
 			break;
 		pg->running = 1;
 	}
@@ -834,15 +847,10 @@ one_page(struct store_conn *c, const struct diff_params *dp, int *small,
 {
 	struct lead_page	 now, *pg;
 	enum store_status	 st;
-	size_t			 strip;
 
 	if ((pg = lead_page(dp, 0)) == NULL) {
 		pg = &now;
-		memset(&now, 0, sizeof(now));
-		buf_init(&now.prefix, BUF_NOMAX);
-		now.conn = c;
-		if (stream_prefix(dp, 0, &now.prefix, &strip) != 0 ||
-		    (now.v = calloc(LEAD_MAX, sizeof(*now.v))) == NULL)
+		if (lead_page_init(&now, dp, 0, c) != 0)
 			now.status = STORE_ENOMEM;
 		else
 			lead_read(&now);

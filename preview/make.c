@@ -256,8 +256,8 @@ delete_one(struct store_conn *conn, const char *key, struct store_error *err)
 
 /* PUT one made preview; its result says how it went. */
 static void
-put_one(const struct maker *mk, struct store_conn *conn, struct job *j,
-    struct job_preset *p, const char *etag)
+put_one(const struct maker *mk, struct store_conn *conn, struct job_preset *p,
+    const char *etag)
 {
 	struct store_error	 err;
 	struct s3_put_opts	 po;
@@ -281,26 +281,21 @@ put_one(const struct maker *mk, struct store_conn *conn, struct job *j,
 		p->storage = store_failing(st, &err, 1);
 		p->write = 1;
 		settle(p, MAKE_FAILED, WHY_STORAGE, why);
-		/*
-		 * A lost answer is not a lost write: the preview may be
-		 * there, so the guard covers it too (a delete of none is no
-		 * harm).
-		 */
-		if (mk->guard != NULL &&
-		    guard_stored(mk->guard, p->preset, p->key.data) != 0)
-			(void)delete_one(conn, p->key.data, &err);
-		return;
 	}
+	/*
+	 * The guard covers every write tried: a failed one too, for a lost
+	 * answer is not a lost write (and a delete of none is no harm).
+	 * Written after the stamp changed, it must not stay (a failed
+	 * write keeps its failure).
+	 */
 	if (mk->guard != NULL &&
 	    guard_stored(mk->guard, p->preset, p->key.data) != 0) {
-		/* Written after the stamp changed: it must not stay. */
 		(void)delete_one(conn, p->key.data, &err);
 		settle(p, MAKE_SKIPPED, WHY_UNSTORED, "not kept: another run "
 		    "changed the preset's stamp");
-		return;
 	}
-	p->result = MAKE_MADE;
-	(void)j;
+	if (p->result == MAKE_PENDING)
+		p->result = MAKE_MADE;
 }
 
 /* The failure mark of preset p of j into b. */
@@ -370,7 +365,7 @@ make_store_one(const struct maker *mk, struct store_conn *conn, struct job *j,
 	if (i >= j->n || j->p[i].result != MAKE_PENDING)
 		return;
 	job_etag(j, etag, sizeof(etag));
-	put_one(mk, conn, j, &j->p[i], etag);
+	put_one(mk, conn, &j->p[i], etag);
 }
 
 void
