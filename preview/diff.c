@@ -9,12 +9,24 @@
  * when the merge stops early it sets `stop` and wakes every producer,
  * whose callback then returns nonzero and ends its listing.
  *
- * Lock invariants: a stream's ring fields, `done`, `status` and `stop`
- * are read and written only with the stream's mutex held; the run's
- * `mtx` guards the range queue, `stop`, the first failure, the result, and
- * serialises the caller's callback.
+ * A thread that finds no range left splits one being merged that turned
+ * out much larger than those that ended (split_range): the range's end
+ * moves back to a folder after where its merge is, and the rest is cut
+ * into ranges for the threads waiting. Its merge stops at the new end
+ * and its producers past it; what they read past it is listed again by
+ * the next range (a page at most per stream).
+ *
+ * Lock invariants: a stream's ring fields, `done`, `status`, `stop`,
+ * `end` and `at` are read and written only with the stream's mutex held; the run's
+ * `mtx` guards the range queue and counts, each range's `hi`, `ss`, `pos`
+ * and flags, `stop`, the first failure, the result, and serialises the
+ * caller's callback. Lock order: the run's, then a stream's. A range's
+ * `listed` and `wake_at` are atomic: its producers count every key
+ * without a lock, and the one that reaches `wake_at` tells the run
+ * (range_grew) with its own lock let go.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +39,14 @@
 
 /* More than a page of S3 holds, so that a page is read to its end. */
 #define LEAD_MAX	1001
+
+/*
+ * Splitting a range merged now (split_range): only one that listed half
+ * a page or more (servers may answer short pages: RGW does); SPLIT_RANGES
+ * times as many ranges as wanted at most, in all.
+ */
+#define SPLIT_MIN	500
+#define SPLIT_RANGES	4
 
 /*
  * A head start (diff.h): the first page of one stream of range 0, read by
@@ -55,6 +75,11 @@ struct diff_lead {
 	size_t			 n;
 };
 
+struct run;
+struct range;
+static int	range_count(struct range *);
+static void	range_grew(struct run *, struct range *);
+
 struct stream {
 	pthread_mutex_t		 mtx;
 	pthread_cond_t		 cv;
@@ -65,6 +90,12 @@ struct stream {
 	int			 nomem;
 	enum store_status	 status;
 	struct store_error	 err;
+	struct buf		 end;		/* stop past this key, or "";
+						   a split moves it back */
+	struct buf		 at;		/* the last rel listed */
+	int			 at_lost;	/* no memory to say it */
+	struct run		*run;		/* told as the range grows */
+	struct range		*range;
 
 	/* Set before the thread starts, read-only after. */
 	pthread_t		 thread;
@@ -72,7 +103,6 @@ struct stream {
 	struct buf		 prefix;	/* full listing prefix */
 	size_t			 strip;		/* bytes to strip from keys */
 	struct buf		 after;		/* start after this key, or "" */
-	struct buf		 end;		/* stop past this key, or "" */
 	int			 past_end;	/* producer: it did */
 	int			 is_source;
 	struct lead_page	*lead;		/* its first page, or NULL */
@@ -192,25 +222,27 @@ static int
 stream_push(void *arg, const struct s3_object *o)
 {
 	struct stream		*s = arg;
-	int			 stop;
+	int			 stop, grew = 0;
 
-	/* Past the range: the next range lists it. */
-	if (s->end.len > 0 && strcmp(o->key, s->end.data) > 0) {
-		s->past_end = 1;
-		return 1;
-	}
-	if (s->is_source && !diff_has_extension(o->key + s->strip, s->exts,
-	    s->nexts)) {
-		s->ignored++;
-		return 0;
-	}
 	pthread_mutex_lock(&s->mtx);
 	while (s->count == RING_SIZE && !s->stop &&
 	    (s->cancel == NULL || !*s->cancel))
 		pthread_cond_wait(&s->cv, &s->mtx);
 	stop = s->stop || (s->cancel != NULL && *s->cancel);
+	/* Past the range: the next range lists it. */
+	if (!stop && s->end.len > 0 && strcmp(o->key, s->end.data) > 0) {
+		s->past_end = 1;
+		stop = 1;
+	}
 	if (!stop) {
-		if (entry_set(&s->ring[(s->head + s->count) % RING_SIZE],
+		grew = range_count(s->range);
+		buf_reset(&s->at);
+		if (buf_addstr(&s->at, o->key + s->strip) != 0)
+			s->at_lost = 1;
+		if (s->is_source && !diff_has_extension(o->key + s->strip,
+		    s->exts, s->nexts))
+			s->ignored++;
+		else if (entry_set(&s->ring[(s->head + s->count) % RING_SIZE],
 		    o) != 0) {
 			s->nomem = 1;
 			stop = 1;
@@ -220,6 +252,8 @@ stream_push(void *arg, const struct s3_object *o)
 		}
 	}
 	pthread_mutex_unlock(&s->mtx);
+	if (grew)
+		range_grew(s->run, s->range);
 	return stop;
 }
 
@@ -345,6 +379,7 @@ stream_release(struct stream *s)
 	buf_release(&s->prefix);
 	buf_release(&s->after);
 	buf_release(&s->end);
+	buf_release(&s->at);
 	store_conn_free(s->conn);
 	pthread_mutex_destroy(&s->mtx);
 	pthread_cond_destroy(&s->cv);
@@ -525,10 +560,21 @@ diff_lead_free(struct diff_lead *ld)
 	free(ld);
 }
 
-/* A range of rels, (lo, hi]: "" for no bound. */
+/*
+ * A range of rels, (lo, hi]: "" for no bound. While it is merged, a split
+ * (split_range) may move hi back: the rest becomes ranges of their own.
+ */
 struct range {
-	char	*lo;
-	char	*hi;
+	char		*lo;
+	char		*hi;
+	/* Under the run's mtx. */
+	struct stream	*ss;		/* its streams while merged, or NULL */
+	size_t		 nss;
+	struct buf	 pos;		/* the last rel merged */
+	int		 splitting;	/* a thread looks for where */
+	int		 nosplit;	/* there is nowhere: nor will be */
+	atomic_uint_fast64_t listed;	/* keys its streams listed */
+	atomic_uint_fast64_t wake_at;	/* tell the run at this many */
 };
 
 struct run {
@@ -536,8 +582,13 @@ struct run {
 	diff_cb				 cb;
 	void				*arg;
 	pthread_mutex_t			 mtx;
-	struct range			*ranges;
-	size_t				 nranges, next;
+	pthread_cond_t			 cv;	/* a range ended or grew */
+	struct range			**ranges;	/* [cap] */
+	size_t				 nranges, cap, next;
+	size_t				 running;	/* ranges merged now */
+	size_t				 idle;		/* threads waiting */
+	uint64_t			 ended, ended_keys;	/* ranges merged,
+							   keys they listed */
 	int				 stop;
 	enum store_status		 st;	/* the first failure */
 	struct store_error		*err;
@@ -560,20 +611,79 @@ run_fail(struct run *r, enum store_status st, const struct store_error *err,
 		    "%s", prefix);
 }
 
+/* Count a key rg listed; whether the run is to be told now. */
 static int
-run_stopped(struct run *r)
+range_count(struct range *rg)
 {
-	int	stop;
+	uint_fast64_t	n = atomic_fetch_add(&rg->listed, 1) + 1;
+
+	return n == atomic_load(&rg->wake_at);
+}
+
+/*
+ * The size of rg when it is worth splitting, else 0: merged now, half a
+ * page or more, and much larger than the ranges that ended (more than
+ * twice their mean). Called with the run's mtx held.
+ */
+static uint64_t
+split_worth(const struct run *r, const struct range *rg)
+{
+	uint64_t	n;
+
+	if (rg->ss == NULL || rg->splitting || rg->nosplit ||
+	    r->ended == 0 || r->nranges >= r->cap)
+		return 0;
+	n = atomic_load(&rg->listed);
+	return n >= SPLIT_MIN && n > 2 * (r->ended_keys / r->ended) ? n : 0;
+}
+
+/*
+ * Tell a thread waiting for work that rg has grown worth splitting.
+ * Called by the producer whose key reached rg's wake_at, with no lock
+ * held.
+ */
+static void
+range_grew(struct run *r, struct range *rg)
+{
+	pthread_mutex_lock(&r->mtx);
+	if (r->idle > 0 && split_worth(r, rg) > 0)
+		pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mtx);
+}
+
+/*
+ * Item of rg, under the run's lock: 1 to stop (the run stops, or the
+ * caller's callback says so), -1 when it is past the range's end (a
+ * split moved it back), 0 to go on.
+ */
+static int
+merge_step(struct run *r, struct range *rg, const struct diff_item *item,
+    int mine)
+{
+	int	rc = 0;
 
 	pthread_mutex_lock(&r->mtx);
-	stop = r->stop;
+	if (r->stop || (r->dp->cancel != NULL && *r->dp->cancel))
+		rc = 1;
+	else if (*rg->hi != '\0' && strcmp(item->rel, rg->hi) > 0)
+		rc = -1;
+	else if (mine && r->cb(r->arg, item) != 0)
+		rc = 1;
+	else {
+		/* Where a split may start. Not known: then nowhere. */
+		buf_reset(&rg->pos);
+		if (buf_addstr(&rg->pos, item->rel) != 0)
+			rg->nosplit = 1;
+	}
+	if (rc > 0)
+		r->stop = 1;
 	pthread_mutex_unlock(&r->mtx);
-	return stop || (r->dp->cancel != NULL && *r->dp->cancel);
+	return rc;
 }
 
 /* One range's merge-join; what it found goes into r->res. */
 static void
-merge_range(struct run *r, const struct range *rg)
+merge_range(struct run *r, struct range *rg)
 {
 	const struct diff_params	*dp = r->dp;
 	struct stream			*ss;
@@ -600,6 +710,7 @@ merge_range(struct run *r, const struct range *rg)
 		buf_init(&ss[i].prefix, BUF_NOMAX);
 		buf_init(&ss[i].after, BUF_NOMAX);
 		buf_init(&ss[i].end, BUF_NOMAX);
+		buf_init(&ss[i].at, BUF_NOMAX);
 	}
 	if (prev == NULL || marks == NULL || state == NULL)
 		goto out;
@@ -607,6 +718,8 @@ merge_range(struct run *r, const struct range *rg)
 		struct stream *s = &ss[i];
 
 		s->cancel = dp->cancel;
+		s->run = r;
+		s->range = rg;
 		s->is_source = i == 0;
 		s->exts = dp->extensions;
 		s->nexts = dp->nextensions;
@@ -628,6 +741,15 @@ merge_range(struct run *r, const struct range *rg)
 			goto out;
 		store_conn_set_cancel(s->conn, dp->cancel);
 	}
+	pthread_mutex_lock(&r->mtx);
+	rg->ss = ss;
+	rg->nss = n;
+	buf_reset(&rg->pos);
+	if (buf_addstr(&rg->pos, rg->lo) != 0)
+		rg->nosplit = 1;
+	/* Waiting threads: this one may grow worth splitting. */
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mtx);
 	for (started = 0; started < n; started++)
 		if (pthread_create(&ss[started].thread, NULL, stream_main,
 		    &ss[started]) != 0)
@@ -640,10 +762,6 @@ merge_range(struct run *r, const struct range *rg)
 		}
 	}
 	for (;;) {
-		if (run_stopped(r)) {
-			st = STORE_ECANCELLED;
-			goto out;
-		}
 		min = NULL;
 		for (i = 0; i < n; i++)
 			if (ss[i].has_cur && (min == NULL ||
@@ -666,21 +784,18 @@ merge_range(struct run *r, const struct range *rg)
 		/* Another shard's: its presets and orphans go with it. */
 		mine = dp->nshards <= 1 ||
 		    diff_shard(min, dp->nshards) == dp->shard;
+		if ((stop = merge_step(r, rg, &item, mine)) > 0) {
+			st = STORE_ECANCELLED;
+			goto out;
+		}
+		if (stop < 0)
+			break;
 		if (mine) {
 			for (i = 0; i < np; i++) {
 				res.previews += prev[i] != NULL;
 				res.marks += marks[i] != NULL;
 			}
 			res.originals += item.source != NULL;
-			pthread_mutex_lock(&r->mtx);
-			stop = r->stop || r->cb(r->arg, &item) != 0;
-			if (stop)
-				r->stop = 1;
-			pthread_mutex_unlock(&r->mtx);
-			if (stop) {
-				st = STORE_ECANCELLED;
-				goto out;
-			}
 		} else
 			res.other_shards++;
 		/* Advance every stream that was at min. */
@@ -696,6 +811,10 @@ merge_range(struct run *r, const struct range *rg)
 	}
 	st = STORE_OK;
 out:
+	/* Ended: no split now. */
+	pthread_mutex_lock(&r->mtx);
+	rg->ss = NULL;
+	pthread_mutex_unlock(&r->mtx);
 	for (i = 0; i < started; i++)
 		stream_stop(&ss[i]);
 	for (i = 0; i < started; i++)
@@ -703,6 +822,8 @@ out:
 	if (ss != NULL)
 		res.ignored = ss[0].ignored;
 	pthread_mutex_lock(&r->mtx);
+	r->ended++;
+	r->ended_keys += atomic_load(&rg->listed);
 	if (failed >= 0)
 		run_fail(r, ss[failed].status, &ss[failed].err,
 		    ss[failed].prefix.data);
@@ -728,36 +849,6 @@ nomem:
 	pthread_mutex_lock(&r->mtx);
 	run_fail(r, STORE_ENOMEM, NULL, NULL);
 	pthread_mutex_unlock(&r->mtx);
-}
-
-/* Take ranges and merge them, until none is left (or the run stops). */
-static void *
-range_main(void *arg)
-{
-	struct run	*r = arg;
-	struct range	*rg;
-
-	for (;;) {
-		pthread_mutex_lock(&r->mtx);
-		rg = r->next < r->nranges && !r->stop ?
-		    &r->ranges[r->next++] : NULL;
-		pthread_mutex_unlock(&r->mtx);
-		if (rg == NULL)
-			break;
-		merge_range(r, rg);
-	}
-	return NULL;
-}
-
-/* The same in a thread of its own: signals are the main thread's. */
-static void *
-range_thread(void *arg)
-{
-	sigset_t	all;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	return range_main(arg);
 }
 
 /* The folders one delimiter listing finds under prefix. */
@@ -812,28 +903,36 @@ folders_free(struct folders *f)
 	memset(f, 0, sizeof(*f));
 }
 
-/* Append the subfolders of folder rel (under the source) to out. */
+/*
+ * Append the subfolders of folder rel (under the source) to out, the
+ * first page of them, or of those after rel after when not NULL.
+ */
 static enum store_status
 list_folders(struct store_conn *c, const struct diff_params *dp,
-    const char *rel, struct folders *out, struct store_error *err)
+    const char *rel, const char *after, struct folders *out,
+    struct store_error *err)
 {
 	struct s3_list_params	lp;
-	struct buf		prefix;
-	enum store_status	st;
+	struct buf		prefix, start;
+	enum store_status	st = STORE_ENOMEM;
 
 	buf_init(&prefix, BUF_NOMAX);
-	if (buf_addf(&prefix, "%s%s", dp->source, rel) != 0) {
-		buf_release(&prefix);
-		return STORE_ENOMEM;
-	}
+	buf_init(&start, BUF_NOMAX);
+	if (buf_addf(&prefix, "%s%s", dp->source, rel) != 0 ||
+	    (after != NULL && buf_addf(&start, "%s%s", dp->source,
+	    after) != 0))
+		goto out;
 	memset(&lp, 0, sizeof(lp));
 	lp.prefix = prefix.data;
+	lp.start_after = after != NULL ? start.data : NULL;
 	lp.delimiter = "/";
 	/* A page: the first 1000 names are boundaries enough. */
 	lp.max_pages = 1;
 	out->strip = strlen(dp->source);
 	st = store_list(c, &lp, NULL, folder_cb, out, err);
+out:
 	buf_release(&prefix);
+	buf_release(&start);
 	return out->nomem ? STORE_ENOMEM : st;
 }
 
@@ -865,30 +964,60 @@ one_page(struct store_conn *c, const struct diff_params *dp, int *small,
 	return st;
 }
 
+/* A range (lo, hi]; NULL with no memory. */
+static struct range *
+range_new(const char *lo, const char *hi)
+{
+	struct range	*rg;
+
+	if ((rg = calloc(1, sizeof(*rg))) == NULL)
+		return NULL;
+	buf_init(&rg->pos, BUF_NOMAX);
+	rg->lo = strdup(lo);
+	rg->hi = strdup(hi);
+	if (rg->lo == NULL || rg->hi == NULL) {
+		free(rg->lo);
+		free(rg->hi);
+		free(rg);
+		return NULL;
+	}
+	return rg;
+}
+
+static void
+range_free(struct range *rg)
+{
+	if (rg == NULL)
+		return;
+	free(rg->lo);
+	free(rg->hi);
+	buf_release(&rg->pos);
+	free(rg);
+}
+
 /*
- * Split the source into at most want ranges at folder boundaries. A source
- * that fits in one page is one range (one_page tells). Otherwise delimiter
- * listings of one page each: the first level of folders under
- * source+subpath, then, while they are fewer than want, the next level
- * (three at most; a level that finds no deeper folder ends it). Any
- * sorted subset of the folders is a partition, so a page is enough and
- * memory stays bounded. Folders are grouped in order, as many to each
- * range; a range (lo, hi] ends at the folder prefix where the next one
- * starts, so that every key falls in exactly one range.
+ * Split the source into at most want ranges at folder boundaries, into
+ * r->ranges (room for SPLIT_RANGES times want). A source that fits in one
+ * page is one range (one_page tells). Otherwise delimiter listings of one
+ * page each: the first level of folders under source+subpath, then, while
+ * they are fewer than want, the next level (three at most; a level that
+ * finds no deeper folder ends it). Any sorted subset of the folders is a
+ * partition, so a page is enough and memory stays bounded. Folders are
+ * grouped in order, as many to each range; a range (lo, hi] ends at the
+ * folder prefix where the next one starts, so that every key falls in
+ * exactly one range. How many keys each holds is not known: split_range
+ * splits the one that turns out much larger than the rest.
  */
 static enum store_status
-plan_ranges(const struct diff_params *dp, int want, struct range **rangesp,
-    size_t *np, struct s3_stats *reqs, struct store_error *err)
+plan_ranges(struct run *r, int want, struct store_error *err)
 {
+	const struct diff_params *dp = r->dp;
 	struct store_conn	*c;
 	struct folders		 cur, next;
-	struct range		*v;
 	enum store_status	 st = STORE_OK;
 	size_t			 i, k, nr;
 	int			 depth, small = 0, flat = 0;
 
-	*rangesp = NULL;
-	*np = 0;
 	memset(&cur, 0, sizeof(cur));
 	memset(&next, 0, sizeof(next));
 	if ((c = store_conn_new(dp->store)) == NULL)
@@ -898,12 +1027,12 @@ plan_ranges(const struct diff_params *dp, int want, struct range **rangesp,
 	    small)
 		want = 1;
 	if (st == STORE_OK && want > 1)
-		st = list_folders(c, dp, dp->subpath, &cur, err);
+		st = list_folders(c, dp, dp->subpath, NULL, &cur, err);
 	for (depth = 1; st == STORE_OK && want > 1 && depth < 3 &&
 	    cur.n > 0 && cur.n < (size_t)want && !flat; depth++) {
 		for (i = 0; i < cur.n && st == STORE_OK; i++) {
 			k = next.n;
-			st = list_folders(c, dp, cur.v[i], &next, err);
+			st = list_folders(c, dp, cur.v[i], NULL, &next, err);
 			/* A folder with no folders in it stays whole. */
 			if (st == STORE_OK && next.n == k &&
 			    folder_add(&next, cur.v[i]) != 0)
@@ -915,31 +1044,289 @@ plan_ranges(const struct diff_params *dp, int want, struct range **rangesp,
 		cur = next;
 		memset(&next, 0, sizeof(next));
 	}
-	store_conn_stats(c, reqs);
+	store_conn_stats(c, &r->res->requests);
 	store_conn_free(c);
-	if (st != STORE_OK) {
-		folders_free(&cur);
-		folders_free(&next);
-		return st;
-	}
 	nr = cur.n < (size_t)want ? cur.n : (size_t)want;
 	if (nr < 1)
 		nr = 1;
-	if ((v = calloc(nr, sizeof(*v))) == NULL) {
-		folders_free(&cur);
-		return STORE_ENOMEM;
-	}
-	for (i = 0; i < nr; i++) {
+	r->cap = (size_t)want * SPLIT_RANGES;
+	if (st == STORE_OK &&
+	    (r->ranges = calloc(r->cap, sizeof(*r->ranges))) == NULL)
+		st = STORE_ENOMEM;
+	for (i = 0; st == STORE_OK && i < nr; i++, r->nranges++) {
 		/* Range i ends where range i + 1's first folder starts. */
-		v[i].lo = strdup(i == 0 ? "" : cur.v[i * cur.n / nr]);
-		v[i].hi = strdup(i + 1 == nr ? "" : cur.v[(i + 1) * cur.n / nr]);
-		if (v[i].lo == NULL || v[i].hi == NULL)
+		r->ranges[i] = range_new(i == 0 ? "" : cur.v[i * cur.n / nr],
+		    i + 1 == nr ? "" : cur.v[(i + 1) * cur.n / nr]);
+		if (r->ranges[i] == NULL)
 			st = STORE_ENOMEM;
 	}
 	folders_free(&cur);
-	*rangesp = v;
-	*np = nr;
+	folders_free(&next);
 	return st;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Where the rest of a range, (pos, hi], may be split: its folders, sorted.
+ * Delimiter listings of a page each after pos: under the subpath, then
+ * under each folder of pos below it, three levels at most. The deeper
+ * ones are inside the folder being merged, which is often the large one.
+ */
+static enum store_status
+split_points(struct store_conn *c, const struct diff_params *dp,
+    const char *pos, const char *hi, struct folders *out,
+    struct store_error *err)
+{
+	struct folders		 f;
+	enum store_status	 st = STORE_OK;
+	const char		*slash;
+	char			*level;
+	size_t			 len = strlen(dp->subpath), i;
+	int			 depth;
+
+	/* (A range's keys are all under the subpath.) */
+	if (strncmp(pos, dp->subpath, len) != 0)
+		return STORE_OK;
+	for (depth = 0; st == STORE_OK && depth < 3; depth++) {
+		memset(&f, 0, sizeof(f));
+		if ((level = strndup(pos, len)) == NULL)
+			return STORE_ENOMEM;
+		st = list_folders(c, dp, level, pos, &f, err);
+		free(level);
+		for (i = 0; st == STORE_OK && i < f.n; i++)
+			if (strcmp(f.v[i], pos) > 0 &&
+			    (*hi == '\0' || strcmp(f.v[i], hi) < 0) &&
+			    folder_add(out, f.v[i]) != 0)
+				st = STORE_ENOMEM;
+		folders_free(&f);
+		if ((slash = strchr(pos + len, '/')) == NULL)
+			break;
+		len = (size_t)(slash - pos) + 1;
+	}
+	if (st == STORE_OK && out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_str);
+	return st;
+}
+
+/*
+ * Where a split of rg may start: past what its merge took and what each
+ * of its streams listed (ignored keys too), so that no range lists again
+ * what this one did. NULL when not known. Called with the run's mtx held.
+ */
+static char *
+range_start(const struct range *rg)
+{
+	const char	*far = rg->pos.data;
+	char		*start;
+	size_t		 i;
+	int		 lost = 0;
+
+	for (i = 0; i < rg->nss; i++)
+		pthread_mutex_lock(&rg->ss[i].mtx);
+	for (i = 0; i < rg->nss; i++) {
+		lost |= rg->ss[i].at_lost;
+		if (strcmp(rg->ss[i].at.data, far) > 0)
+			far = rg->ss[i].at.data;
+	}
+	start = lost ? NULL : strdup(far);
+	for (i = 0; i < rg->nss; i++)
+		pthread_mutex_unlock(&rg->ss[i].mtx);
+	return start;
+}
+
+/*
+ * Cut rg, merged now, at folders of u after where it is (range_start): it keeps
+ * the first piece, the others join the queue, one for each thread
+ * waiting and this one. Its streams stop at the new end (a page they
+ * read past it is the next range's to list again). Called with the run's
+ * mtx held; -1 when it cannot be cut.
+ */
+static int
+split_apply(struct run *r, struct range *rg, const struct folders *u)
+{
+	struct range	*nv[DIFF_PARALLEL];
+	struct buf	*ends = NULL, tmp;
+	char *const	*v = u->v;
+	char		*hi = NULL, *start;
+	size_t		 n = u->n, m, j, i;
+	int		 rc = -1;
+
+	if (rg->ss == NULL || (start = range_start(rg)) == NULL)
+		return -1;
+	while (n > 0 && strcmp(*v, start) <= 0) {
+		v++;
+		n--;
+	}
+	free(start);
+	m = r->idle + 1;
+	if (m > n)
+		m = n;
+	if (m > r->cap - r->nranges)
+		m = r->cap - r->nranges;
+	if (m > DIFF_PARALLEL)
+		m = DIFF_PARALLEL;
+	if (m == 0)
+		return -1;
+	memset(nv, 0, sizeof(nv));
+	/* Piece j of m + 1 starts at folder j * n / (m + 1). */
+	for (j = 1; j <= m; j++)
+		if ((nv[j - 1] = range_new(v[j * n / (m + 1)], j == m ?
+		    rg->hi : v[(j + 1) * n / (m + 1)])) == NULL)
+			goto out;
+	if ((hi = strdup(v[n / (m + 1)])) == NULL ||
+	    (ends = calloc(rg->nss, sizeof(*ends))) == NULL)
+		goto out;
+	for (i = 0; i < rg->nss; i++) {
+		buf_init(&ends[i], BUF_NOMAX);
+		if (buf_add(&ends[i], rg->ss[i].prefix.data,
+		    rg->ss[i].strip) != 0 || buf_addstr(&ends[i], hi) != 0)
+			goto out;
+	}
+	for (i = 0; i < rg->nss; i++) {
+		pthread_mutex_lock(&rg->ss[i].mtx);
+		tmp = rg->ss[i].end;
+		rg->ss[i].end = ends[i];
+		ends[i] = tmp;
+		pthread_mutex_unlock(&rg->ss[i].mtx);
+	}
+	free(rg->hi);
+	rg->hi = hi;
+	hi = NULL;
+	for (j = 0; j < m; j++) {
+		r->ranges[r->nranges++] = nv[j];
+		nv[j] = NULL;
+	}
+	r->res->splits++;
+	pthread_cond_broadcast(&r->cv);
+	rc = 0;
+out:
+	for (i = 0; ends != NULL && i < rg->nss; i++)
+		buf_release(&ends[i]);
+	free(ends);
+	free(hi);
+	for (j = 0; j < m; j++)
+		range_free(nv[j]);
+	return rc;
+}
+
+/*
+ * Split rg, which another thread merges, where the rest of it has
+ * folders (split_points, read on c with the lock let go). Called with the
+ * run's mtx held. A range that cannot be split is not tried again: its
+ * rest only shrinks.
+ */
+static void
+split_range(struct run *r, struct range *rg, struct store_conn *c)
+{
+	struct folders		 u;
+	struct store_error	 err;
+	char			*pos, *hi;
+	int			 ok;
+
+	rg->splitting = 1;
+	pos = range_start(rg);
+	hi = strdup(rg->hi);
+	pthread_mutex_unlock(&r->mtx);
+	memset(&u, 0, sizeof(u));
+	/* A failed listing only loses the split: the range lists on. */
+	ok = pos != NULL && hi != NULL &&
+	    split_points(c, r->dp, pos, hi, &u, &err) == STORE_OK;
+	free(pos);
+	free(hi);
+	pthread_mutex_lock(&r->mtx);
+	rg->splitting = 0;
+	if (!ok || split_apply(r, rg, &u) != 0)
+		rg->nosplit = 1;
+	folders_free(&u);
+}
+
+/*
+ * The range most worth splitting (split_worth), or NULL. With wait, set
+ * when each range merged now is to wake this thread first: a producer
+ * may count past it meanwhile, so look again after. Under mtx.
+ */
+static struct range *
+split_victim(struct run *r, int wait)
+{
+	struct range	*best = NULL, *rg;
+	uint64_t	 n, most = 0;
+	size_t		 i;
+
+	for (i = 0; i < r->nranges; i++) {
+		rg = r->ranges[i];
+		if (wait && rg->ss != NULL && r->ended > 0)
+			atomic_store(&rg->wake_at, SPLIT_MIN >
+			    2 * (r->ended_keys / r->ended) + 1 ? SPLIT_MIN :
+			    2 * (r->ended_keys / r->ended) + 1);
+		if ((n = split_worth(r, rg)) > most) {
+			most = n;
+			best = rg;
+		}
+	}
+	return best;
+}
+
+/*
+ * Take ranges and merge them until none is left (or the run stops). A
+ * thread that finds none left splits the range most worth it, or waits
+ * for one to be, while any is merged.
+ */
+static void *
+range_main(void *arg)
+{
+	struct run		*r = arg;
+	struct range		*rg;
+	struct store_conn	*c = NULL;
+
+	pthread_mutex_lock(&r->mtx);
+	while (!r->stop && (r->dp->cancel == NULL || !*r->dp->cancel)) {
+		if (r->next < r->nranges) {
+			rg = r->ranges[r->next++];
+			r->running++;
+			pthread_mutex_unlock(&r->mtx);
+			merge_range(r, rg);
+			pthread_mutex_lock(&r->mtx);
+			r->running--;
+			pthread_cond_broadcast(&r->cv);
+		} else if (r->running == 0)
+			break;
+		else if ((rg = split_victim(r, 0)) != NULL ||
+		    (rg = split_victim(r, 1)) != NULL) {
+			if (c == NULL && (c = store_conn_new(r->dp->store)) !=
+			    NULL)
+				store_conn_set_cancel(c, r->dp->cancel);
+			if (c != NULL)
+				split_range(r, rg, c);
+			else
+				rg->nosplit = 1;
+		} else {
+			r->idle++;
+			pthread_cond_wait(&r->cv, &r->mtx);
+			r->idle--;
+		}
+	}
+	pthread_cond_broadcast(&r->cv);
+	if (c != NULL)
+		store_conn_stats(c, &r->res->requests);
+	pthread_mutex_unlock(&r->mtx);
+	store_conn_free(c);
+	return NULL;
+}
+
+/* The same in a thread of its own: signals are the main thread's. */
+static void *
+range_thread(void *arg)
+{
+	sigset_t	all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	return range_main(arg);
 }
 
 enum store_status
@@ -962,21 +1349,25 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 	r.err = err;
 	r.res = res;
 	pthread_mutex_init(&r.mtx, NULL);
-	r.st = plan_ranges(dp, want, &r.ranges, &r.nranges, &res->requests,
-	    err);
-	if (r.st != STORE_OK) {
+	pthread_cond_init(&r.cv, NULL);
+	if ((r.st = plan_ranges(&r, want, err)) != STORE_OK) {
 		snprintf(res->failed_prefix, sizeof(res->failed_prefix),
 		    "%s%s", dp->source, dp->subpath);
 		goto out;
 	}
-	res->ranges = r.nranges;
-	/* Each range holds a connection per stream: bounded sockets. */
+	/*
+	 * A thread for each range wanted, not only those planned: a range
+	 * split gives them work. Each holds a connection per stream:
+	 * bounded sockets.
+	 */
 	streams = dp->no_marks ? dp->npresets + 1 : 2 * dp->npresets + 1;
 	nt = DIFF_SOCKETS / streams > 0 ? DIFF_SOCKETS / streams : 1;
 	if (nt > DIFF_PARALLEL)
 		nt = DIFF_PARALLEL;
-	if (nt > r.nranges)
-		nt = r.nranges;
+	if (nt > (size_t)want)
+		nt = (size_t)want;
+	if (r.nranges == 1)
+		nt = 1;
 	if (nt == 1)
 		range_main(&r);
 	else if ((t = calloc(nt, sizeof(*t))) == NULL)
@@ -995,6 +1386,7 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 	    *dp->cancel)))
 		r.st = STORE_ECANCELLED;
 out:
+	res->ranges = r.nranges;
 	/* The pages no range took: their requests count all the same. */
 	for (i = 0; dp->lead != NULL && i < dp->lead->n; i++)
 		if ((pg = lead_page(dp, i)) != NULL) {
@@ -1002,12 +1394,11 @@ out:
 			store_conn_free(pg->conn);
 			pg->conn = NULL;
 		}
-	for (i = 0; i < r.nranges; i++) {
-		free(r.ranges[i].lo);
-		free(r.ranges[i].hi);
-	}
+	for (i = 0; i < r.nranges; i++)
+		range_free(r.ranges[i]);
 	free(r.ranges);
 	free(t);
+	pthread_cond_destroy(&r.cv);
 	pthread_mutex_destroy(&r.mtx);
 	return r.st;
 }

@@ -110,6 +110,7 @@ struct diff_result {
 	uint64_t	 marks;		/* failure marks seen */
 	uint64_t	 other_shards;	/* keys left to the other shards */
 	uint64_t	 ranges;	/* listed apart */
+	uint64_t	 splits;	/* of a range merged */
 	struct s3_stats	 requests;
 	char		 failed_prefix[1100];	/* the listing that failed */
 };

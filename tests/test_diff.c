@@ -407,6 +407,56 @@ Test(diff, ranges_cover_every_key_once)
 		}
 }
 
+/*
+ * One range much larger than the rest: a thread whose range ended splits
+ * it at its folders while it is merged (diff.c's split_range). Whether
+ * and where it is split, the same items come out, each once. (Whether it
+ * is split depends on timing here: scale's
+ * a_large_range_is_split_while_it_is_listed makes sure of it.)
+ */
+Test(diff, a_range_split_while_merged_covers_its_keys_once)
+{
+	struct diff_preset	 p[2] = { { "a", 0, 0 }, { "b", 0, 0 } };
+	struct diff_result	 res;
+	struct seen		 one, many;
+	char			 key[128];
+	size_t			 i, j;
+	int			 round;
+
+	mkfile("photo/a/x.jpg", T0);
+	mkfile("photo/b/y.jpg", T0);
+	mkfile("photo/d/z.jpg", T0);
+	mkfile("prew/b/c/17/orphan.jpg", T0);
+	for (i = 0; i < 40; i++) {
+		snprintf(key, sizeof(key), "photo/c/%02zu/p.jpg", i);
+		mkfile(key, T0);
+		if (i % 2 == 0) {
+			snprintf(key, sizeof(key), "prew/a/c/%02zu/p.jpg", i);
+			mkfile(key, T0 + 10);
+		}
+		/* Listed, not images: a range of many keys, few items. */
+		for (j = 0; j < 100; j++) {
+			snprintf(key, sizeof(key), "photo/c/%02zu/n%03zu.txt",
+			    i, j);
+			mkfile(key, T0);
+		}
+	}
+	cr_assert_eq(run(p, "", &one, &res), STORE_OK);
+	cr_assert_eq(one.n, 3 + 40 + 1);
+	for (round = 0; round < 20; round++) {
+		cr_assert_eq(run_ranges(p, "", 4, round % 2, &many, &res),
+		    STORE_OK);
+		cr_assert_eq(many.n, one.n, "round %d (%zu splits): %zu items, "
+		    "not %zu", round, (size_t)res.splits, many.n, one.n);
+		for (j = 0; j < one.n; j++) {
+			size_t k = find(&many, one.rel[j]);
+
+			cr_expect_eq(many.state[k][0], one.state[j][0]);
+			cr_expect_eq(many.state[k][1], one.state[j][1]);
+		}
+	}
+}
+
 /* The shards of a key space share it out, every key to exactly one. */
 Test(diff, shards_partition_the_keys)
 {

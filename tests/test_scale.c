@@ -1000,6 +1000,78 @@ Test(scale, the_listings_start_alongside_the_stamps_listing)
 }
 
 /*
+ * A range much larger than the rest is split while it is listed: with
+ * four ranges (a, b, c and d), c holds 2000 keys, 1500 of them in c/00/
+ * (not images: listed, not made), the rest in nine folders after it. Every
+ * page of c's listing after its first is held at the proxy (RGW's
+ * continuation token is the last key listed, in c/00/ for no other
+ * listing), so c's merge cannot go on. The threads whose ranges ended cut
+ * the rest of c at its folders, and every preview but c/00/'s is written
+ * while the page is held. Each exactly once: no key is merged twice.
+ */
+Test(scale, a_large_range_is_split_while_it_is_listed)
+{
+	struct s3_put_opts po = { "text/plain", NULL, NULL, NULL, 0 };
+	struct s3_error	 err;
+	struct th_json	*j;
+	const char	*cfg, *outp = tmp_path("out"), *errp = tmp_path("err");
+	const char	*args[] = { "-c", NULL, "generate", "--list-ranges",
+	    "4", NULL };
+	const char	*rels[13];
+	double		 deadline = th_now() + RUN_LIMIT;
+	char		 rel[64], text[1200];
+	pid_t		 pid;
+	int		 i, k, n = 0, code, held, puts, status;
+
+	rels[n++] = "a/p.jpg";
+	rels[n++] = "b/p.jpg";
+	rels[n++] = "d/p.jpg";
+	for (i = 0; i < 10; i++) {
+		snprintf(rel, sizeof(rel), "c/%02d/p.jpg", i);
+		rels[n++] = strdup(rel);
+		for (k = 0; k < (i == 0 ? 1500 : 50); k++) {
+			snprintf(rel, sizeof(rel), "c/%02d/n%04d.txt", i, k);
+			cr_assert_eq(s3_put(T.c, key("photo/", rel), "", 0,
+			    &po, &err), S3_OK);
+		}
+	}
+	for (i = 0; i < n; i++)
+		th_put_file(T.c, key("photo/", rels[i]), PIC);
+	snprintf(text, sizeof(text), "continuation-token=%s",
+	    key("photo/", "c/00/"));
+	th_proxy_start(&T.px, (const char *const []){ "--hold-list", text,
+	    "--hold-seconds", "120", NULL });
+	cfg = config(T.px.endpoint, "[preset s]\nwidth = 48\n");
+	args[1] = cfg;
+	pid = th_spawn_prewctl(args, NULL, outp, errp);
+	for (;;) {
+		j = th_proxy_stats(&T.px);
+		held = (int)th_json_num(j, "held");
+		puts = (int)th_json_num(j, "requests.PUT");
+		th_json_free(j);
+		/* The stamp and every preview but c/00/'s. */
+		if (held == 1 && puts == 1 + n - 1)
+			break;
+		cr_assert_eq(waitpid(pid, &status, WNOHANG), 0, "the run "
+		    "ended (status %#x, %d held, %d PUTs): %s", status, held,
+		    puts, th_slurp(errp, NULL));
+		cr_assert_lt(th_now(), deadline, "%d PUTs with %d held: the "
+		    "large range was not split: %s", puts, held,
+		    th_slurp(errp, NULL));
+		th_pace();
+	}
+	th_proxy_release(&T.px);
+	code = th_reap(pid, RUN_LIMIT, "generate");
+	cr_assert_eq(code, 0, "exit %d: %s", code, th_slurp(errp, NULL));
+	for (i = 0; i < n; i++)
+		cr_assert_eq(th_proxy_paths(&T.px, "put_paths",
+		    wire("prew/s/", rels[i])), 1, "%s", rels[i]);
+	cr_assert_eq(th_count(T.c, key("prew/s/", "")), n);
+	for (i = 3; i < n; i++)
+		free((char *)rels[i]);
+}
+
+/*
  * A folder name XML cannot carry (a control byte, which S3 allows) is no
  * range boundary: RGW echoes a listing's start-after and prefix
  * unescaped, and its answer would not parse. A source over a page, so
