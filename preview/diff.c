@@ -11,19 +11,19 @@
  *
  * A thread that finds no range left splits one being merged that turned
  * out much larger than those that ended (split_range): the range's end
- * moves back to a folder after where its merge is, and the rest is cut
- * into ranges for the threads waiting. Its merge stops at the new end
- * and its producers past it; what they read past it is listed again by
- * the next range (a page at most per stream).
+ * moves back to a folder after where its listings are, and the rest is
+ * cut into ranges for the threads waiting. Its merge stops at the new end
+ * and its producers there; a page a producer reads past it is listed
+ * again by the next range.
  *
  * Lock invariants: a stream's ring fields, `done`, `status`, `stop`,
- * `end` and `at` are read and written only with the stream's mutex held; the run's
- * `mtx` guards the range queue and counts, each range's `hi`, `ss`, `pos`
- * and flags, `stop`, the first failure, the result, and serialises the
- * caller's callback. Lock order: the run's, then a stream's. A range's
- * `listed` and `wake_at` are atomic: its producers count every key
- * without a lock, and the one that reaches `wake_at` tells the run
- * (range_grew) with its own lock let go.
+ * `end` and `at` are read and written only with the stream's mutex
+ * held; the run's `mtx` guards the range queue and counts, each range's
+ * `hi`, `ss`, `pos` and flags, `stop`, the first failure, the result, and
+ * serialises the caller's callback. Lock order: the run's, then a range's
+ * streams' in order. A range's `listed` and `wake_at` are atomic: its
+ * producers count every key without the run's lock, and the one that
+ * reaches `wake_at` tells the run (range_grew) with its own lock let go.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -41,8 +41,8 @@
 #define LEAD_MAX	1001
 
 /*
- * Splitting a range merged now (split_range): only one that listed half
- * a page or more (servers may answer short pages: RGW does); SPLIT_RANGES
+ * Splitting a range merged now (split_range): only one whose listings
+ * (all its prefixes together) listed SPLIT_MIN keys or more; SPLIT_RANGES
  * times as many ranges as wanted at most, in all.
  */
 #define SPLIT_MIN	500
@@ -621,9 +621,12 @@ range_count(struct range *rg)
 }
 
 /*
- * The size of rg when it is worth splitting, else 0: merged now, half a
- * page or more, and much larger than the ranges that ended (more than
- * twice their mean). Called with the run's mtx held.
+ * The size of rg when it is worth splitting, else 0: merged now, SPLIT_MIN
+ * keys or more, and much larger than the ranges that ended (more than
+ * twice their mean). Its count goes on from before a split of it: a range
+ * that was large stays worth splitting while it has folders left (then
+ * nosplit), which the cap on ranges bounds. Called with the run's mtx
+ * held.
  */
 static uint64_t
 split_worth(const struct run *r, const struct range *rg)
@@ -1113,38 +1116,46 @@ split_points(struct store_conn *c, const struct diff_params *dp,
 	return st;
 }
 
-/*
- * Where a split of rg may start: past what its merge took and what each
- * of its streams listed (ignored keys too), so that no range lists again
- * what this one did. NULL when not known. Called with the run's mtx held.
- */
-static char *
-range_start(const struct range *rg)
+/* Lock or unlock every stream of rg, in order (after the run's mtx). */
+static void
+range_lock(const struct range *rg, int lock)
 {
-	const char	*far = rg->pos.data;
-	char		*start;
-	size_t		 i;
-	int		 lost = 0;
+	size_t	i;
 
 	for (i = 0; i < rg->nss; i++)
-		pthread_mutex_lock(&rg->ss[i].mtx);
-	for (i = 0; i < rg->nss; i++) {
-		lost |= rg->ss[i].at_lost;
-		if (strcmp(rg->ss[i].at.data, far) > 0)
-			far = rg->ss[i].at.data;
-	}
-	start = lost ? NULL : strdup(far);
-	for (i = 0; i < rg->nss; i++)
-		pthread_mutex_unlock(&rg->ss[i].mtx);
-	return start;
+		if (lock)
+			pthread_mutex_lock(&rg->ss[i].mtx);
+		else
+			pthread_mutex_unlock(&rg->ss[i].mtx);
 }
 
 /*
- * Cut rg, merged now, at folders of u after where it is (range_start): it keeps
- * the first piece, the others join the queue, one for each thread
- * waiting and this one. Its streams stop at the new end (a page they
- * read past it is the next range's to list again). Called with the run's
- * mtx held; -1 when it cannot be cut.
+ * Where a split of rg may start: past what its merge took and what each
+ * of its streams listed (ignored keys too), so that no range lists again
+ * what this one did. NULL when not known. Called with the run's mtx and
+ * rg's streams' held.
+ */
+static const char *
+range_start(const struct range *rg)
+{
+	const char	*far = rg->pos.data;
+	size_t		 i;
+
+	for (i = 0; i < rg->nss; i++) {
+		if (rg->ss[i].at_lost)
+			return NULL;
+		if (strcmp(rg->ss[i].at.data, far) > 0)
+			far = rg->ss[i].at.data;
+	}
+	return far;
+}
+
+/*
+ * Cut rg, merged now, at folders of u after where it is (range_start): it
+ * keeps the first piece, the others join the queue, one for each thread
+ * waiting and one for this one. Its streams are held from where it is
+ * to their new end, so that none lists past it meanwhile. Called with
+ * the run's mtx held; -1 when it cannot be cut.
  */
 static int
 split_apply(struct run *r, struct range *rg, const struct folders *u)
@@ -1152,17 +1163,22 @@ split_apply(struct run *r, struct range *rg, const struct folders *u)
 	struct range	*nv[DIFF_PARALLEL];
 	struct buf	*ends = NULL, tmp;
 	char *const	*v = u->v;
-	char		*hi = NULL, *start;
+	const char	*start;
+	char		*hi = NULL;
 	size_t		 n = u->n, m, j, i;
 	int		 rc = -1;
 
-	if (rg->ss == NULL || (start = range_start(rg)) == NULL)
+	if (r->stop || rg->ss == NULL)
 		return -1;
+	memset(nv, 0, sizeof(nv));
+	m = 0;
+	range_lock(rg, 1);
+	if ((start = range_start(rg)) == NULL)
+		goto out;
 	while (n > 0 && strcmp(*v, start) <= 0) {
 		v++;
 		n--;
 	}
-	free(start);
 	m = r->idle + 1;
 	if (m > n)
 		m = n;
@@ -1171,8 +1187,7 @@ split_apply(struct run *r, struct range *rg, const struct folders *u)
 	if (m > DIFF_PARALLEL)
 		m = DIFF_PARALLEL;
 	if (m == 0)
-		return -1;
-	memset(nv, 0, sizeof(nv));
+		goto out;
 	/* Piece j of m + 1 starts at folder j * n / (m + 1). */
 	for (j = 1; j <= m; j++)
 		if ((nv[j - 1] = range_new(v[j * n / (m + 1)], j == m ?
@@ -1188,11 +1203,9 @@ split_apply(struct run *r, struct range *rg, const struct folders *u)
 			goto out;
 	}
 	for (i = 0; i < rg->nss; i++) {
-		pthread_mutex_lock(&rg->ss[i].mtx);
 		tmp = rg->ss[i].end;
 		rg->ss[i].end = ends[i];
 		ends[i] = tmp;
-		pthread_mutex_unlock(&rg->ss[i].mtx);
 	}
 	free(rg->hi);
 	rg->hi = hi;
@@ -1205,6 +1218,7 @@ split_apply(struct run *r, struct range *rg, const struct folders *u)
 	pthread_cond_broadcast(&r->cv);
 	rc = 0;
 out:
+	range_lock(rg, 0);
 	for (i = 0; ends != NULL && i < rg->nss; i++)
 		buf_release(&ends[i]);
 	free(ends);
@@ -1216,29 +1230,38 @@ out:
 
 /*
  * Split rg, which another thread merges, where the rest of it has
- * folders (split_points, read on c with the lock let go). Called with the
- * run's mtx held. A range that cannot be split is not tried again: its
- * rest only shrinks.
+ * folders (split_points, read on a connection of its own with the lock
+ * let go). Called with the run's mtx held. A range that cannot be split
+ * is not tried again: its rest only shrinks.
  */
 static void
-split_range(struct run *r, struct range *rg, struct store_conn *c)
+split_range(struct run *r, struct range *rg)
 {
+	struct store_conn	*c;
 	struct folders		 u;
 	struct store_error	 err;
+	const char		*start;
 	char			*pos, *hi;
 	int			 ok;
 
 	rg->splitting = 1;
-	pos = range_start(rg);
+	range_lock(rg, 1);
+	pos = (start = range_start(rg)) != NULL ? strdup(start) : NULL;
+	range_lock(rg, 0);
 	hi = strdup(rg->hi);
 	pthread_mutex_unlock(&r->mtx);
 	memset(&u, 0, sizeof(u));
+	if ((c = store_conn_new(r->dp->store)) != NULL)
+		store_conn_set_cancel(c, r->dp->cancel);
 	/* A failed listing only loses the split: the range lists on. */
-	ok = pos != NULL && hi != NULL &&
+	ok = pos != NULL && hi != NULL && c != NULL &&
 	    split_points(c, r->dp, pos, hi, &u, &err) == STORE_OK;
 	free(pos);
 	free(hi);
 	pthread_mutex_lock(&r->mtx);
+	if (c != NULL)
+		store_conn_stats(c, &r->res->requests);
+	store_conn_free(c);
 	rg->splitting = 0;
 	if (!ok || split_apply(r, rg, &u) != 0)
 		rg->nosplit = 1;
@@ -1281,7 +1304,6 @@ range_main(void *arg)
 {
 	struct run		*r = arg;
 	struct range		*rg;
-	struct store_conn	*c = NULL;
 
 	pthread_mutex_lock(&r->mtx);
 	while (!r->stop && (r->dp->cancel == NULL || !*r->dp->cancel)) {
@@ -1296,25 +1318,16 @@ range_main(void *arg)
 		} else if (r->running == 0)
 			break;
 		else if ((rg = split_victim(r, 0)) != NULL ||
-		    (rg = split_victim(r, 1)) != NULL) {
-			if (c == NULL && (c = store_conn_new(r->dp->store)) !=
-			    NULL)
-				store_conn_set_cancel(c, r->dp->cancel);
-			if (c != NULL)
-				split_range(r, rg, c);
-			else
-				rg->nosplit = 1;
-		} else {
+		    (rg = split_victim(r, 1)) != NULL)
+			split_range(r, rg);
+		else {
 			r->idle++;
 			pthread_cond_wait(&r->cv, &r->mtx);
 			r->idle--;
 		}
 	}
 	pthread_cond_broadcast(&r->cv);
-	if (c != NULL)
-		store_conn_stats(c, &r->res->requests);
 	pthread_mutex_unlock(&r->mtx);
-	store_conn_free(c);
 	return NULL;
 }
 
