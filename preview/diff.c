@@ -587,8 +587,9 @@ struct run {
 	size_t				 nranges, cap, next;
 	size_t				 running;	/* ranges merged now */
 	size_t				 idle;		/* threads waiting */
-	uint64_t			 ended, ended_keys;	/* ranges merged,
-							   keys they listed */
+	uint64_t			 ended;		/* ranges merged */
+	uint64_t			 ended_most;	/* keys the largest
+							   of them listed */
 	int				 stop;
 	enum store_status		 st;	/* the first failure */
 	struct store_error		*err;
@@ -623,8 +624,9 @@ range_count(struct range *rg)
 /*
  * The size of rg when it is worth splitting, else 0: merged now, SPLIT_MIN
  * keys or more, and much larger than the ranges that ended (more than
- * twice their mean). Its count goes on from before a split of it: a range
- * that was large stays worth splitting while it has folders left (then
+ * twice the largest: the mean would make every range large next to many
+ * tiny ones). Its count goes on from before a split of it: a range that
+ * was large stays worth splitting while it has folders left (then
  * nosplit), which the cap on ranges bounds. Called with the run's mtx
  * held.
  */
@@ -637,7 +639,7 @@ split_worth(const struct run *r, const struct range *rg)
 	    r->ended == 0 || r->nranges >= r->cap)
 		return 0;
 	n = atomic_load(&rg->listed);
-	return n >= SPLIT_MIN && n > 2 * (r->ended_keys / r->ended) ? n : 0;
+	return n >= SPLIT_MIN && n > 2 * r->ended_most ? n : 0;
 }
 
 /*
@@ -826,7 +828,8 @@ out:
 		res.ignored = ss[0].ignored;
 	pthread_mutex_lock(&r->mtx);
 	r->ended++;
-	r->ended_keys += atomic_load(&rg->listed);
+	if (r->ended_most < atomic_load(&rg->listed))
+		r->ended_most = atomic_load(&rg->listed);
 	if (failed >= 0)
 		run_fail(r, ss[failed].status, &ss[failed].err,
 		    ss[failed].prefix.data);
@@ -1077,12 +1080,13 @@ cmp_str(const void *a, const void *b)
 /*
  * Where the rest of a range, (pos, hi], may be split: its folders, sorted.
  * Delimiter listings of a page each after pos: under the subpath, then
- * under each folder of pos below it, three levels at most. The deeper
- * ones are inside the folder being merged, which is often the large one.
+ * under each folder of pos below it, three levels at most, until want
+ * are found. The deeper ones are inside the folder being merged, which
+ * is often the large one; the next split of it looks there.
  */
 static enum store_status
 split_points(struct store_conn *c, const struct diff_params *dp,
-    const char *pos, const char *hi, struct folders *out,
+    const char *pos, const char *hi, size_t want, struct folders *out,
     struct store_error *err)
 {
 	struct folders		 f;
@@ -1095,7 +1099,8 @@ split_points(struct store_conn *c, const struct diff_params *dp,
 	/* (A range's keys are all under the subpath.) */
 	if (strncmp(pos, dp->subpath, len) != 0)
 		return STORE_OK;
-	for (depth = 0; st == STORE_OK && depth < 3; depth++) {
+	for (depth = 0; st == STORE_OK && depth < 3 && out->n < want;
+	    depth++) {
 		memset(&f, 0, sizeof(f));
 		if ((level = strndup(pos, len)) == NULL)
 			return STORE_ENOMEM;
@@ -1242,6 +1247,7 @@ split_range(struct run *r, struct range *rg)
 	struct store_error	 err;
 	const char		*start;
 	char			*pos, *hi;
+	size_t			 want = r->idle + 1;
 	int			 ok;
 
 	rg->splitting = 1;
@@ -1255,7 +1261,7 @@ split_range(struct run *r, struct range *rg)
 		store_conn_set_cancel(c, r->dp->cancel);
 	/* A failed listing only loses the split: the range lists on. */
 	ok = pos != NULL && hi != NULL && c != NULL &&
-	    split_points(c, r->dp, pos, hi, &u, &err) == STORE_OK;
+	    split_points(c, r->dp, pos, hi, want, &u, &err) == STORE_OK;
 	free(pos);
 	free(hi);
 	pthread_mutex_lock(&r->mtx);
@@ -1284,8 +1290,8 @@ split_victim(struct run *r, int wait)
 		rg = r->ranges[i];
 		if (wait && rg->ss != NULL && r->ended > 0)
 			atomic_store(&rg->wake_at, SPLIT_MIN >
-			    2 * (r->ended_keys / r->ended) + 1 ? SPLIT_MIN :
-			    2 * (r->ended_keys / r->ended) + 1);
+			    2 * r->ended_most + 1 ? SPLIT_MIN :
+			    2 * r->ended_most + 1);
 		if ((n = split_worth(r, rg)) > most) {
 			most = n;
 			best = rg;
