@@ -34,6 +34,7 @@
 
 #include "diff.h"
 #include "keys.h"
+#include "thread.h"
 
 #define RING_SIZE 1024
 
@@ -304,11 +305,7 @@ stream_main(void *arg)
 	struct s3_list_params	 lp;
 	struct store_error	 err;
 	enum store_status	 st;
-	sigset_t		 all;
 
-	/* Signals are the main thread's. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	memset(&lp, 0, sizeof(lp));
 	lp.prefix = s->prefix.data;
 	if (s->after.len > 0)
@@ -460,11 +457,6 @@ lead_read(struct lead_page *pg)
 static void *
 lead_main(void *arg)
 {
-	sigset_t	all;
-
-	/* Signals are the main thread's. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	lead_read(arg);
 	return NULL;
 }
@@ -502,7 +494,7 @@ diff_lead_start(const struct diff_params *dp)
 	for (i = 0; i < dp->npresets + 1; i++, ld->n++) {
 		pg = &ld->pages[i];
 		if (lead_page_init(pg, dp, i, store_conn_new(dp->store)) != 0 ||
-		    pthread_create(&pg->thread, NULL, lead_main, pg) != 0)
+		    thread_start(&pg->thread, lead_main, pg) != 0)
 			break;
 		pg->running = 1;
 	}
@@ -756,7 +748,7 @@ merge_range(struct run *r, struct range *rg)
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mtx);
 	for (started = 0; started < n; started++)
-		if (pthread_create(&ss[started].thread, NULL, stream_main,
+		if (thread_start(&ss[started].thread, stream_main,
 		    &ss[started]) != 0)
 			goto out;
 
@@ -1337,17 +1329,6 @@ range_main(void *arg)
 	return NULL;
 }
 
-/* The same in a thread of its own: signals are the main thread's. */
-static void *
-range_thread(void *arg)
-{
-	sigset_t	all;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	return range_main(arg);
-}
-
 enum store_status
 diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
     struct diff_result *res, struct store_error *err)
@@ -1393,8 +1374,7 @@ diff_run(const struct diff_params *dp, diff_cb cb, void *arg,
 		r.st = STORE_ENOMEM;
 	else {
 		for (started = 0; started < nt; started++)
-			if (pthread_create(&t[started], NULL, range_thread,
-			    &r) != 0)
+			if (thread_start(&t[started], range_main, &r) != 0)
 				break;
 		if (started == 0)
 			range_main(&r);

@@ -3,12 +3,12 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "guard.h"
+#include "thread.h"
 
 /* Check sooner than the interval once this many keys are suspect. */
 #define SUSPECTS_MAX 10000
@@ -244,11 +244,6 @@ checker_share(struct checker *ck)
 static void *
 checker_main(void *arg)
 {
-	sigset_t	all;
-
-	/* Signals are the main thread's. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	checker_share(arg);
 	return NULL;
 }
@@ -267,7 +262,7 @@ check_stamps(struct guard *g, struct stamp *now, enum store_status *sts,
 	for (i = 0; i < g->nconns; i++) {
 		ck[i] = (struct checker){ .g = g, .k = i, .now = now,
 		    .st = sts, .err = errs };
-		ck[i].started = i > 0 && pthread_create(&ck[i].thread, NULL,
+		ck[i].started = i > 0 && thread_start(&ck[i].thread,
 		    checker_main, &ck[i]) == 0;
 	}
 	/* The first share here, and any a thread could not take. */
@@ -384,10 +379,7 @@ guard_main(void *arg)
 	struct guard		*g = arg;
 	struct store_error	 err;
 	struct timespec		 until;
-	sigset_t		 all;
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	pthread_mutex_lock(&g->mtx);
 	while (!g->stopping) {
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -420,7 +412,7 @@ int
 guard_start(struct guard *g, long interval_ms)
 {
 	g->interval_ms = interval_ms > 0 ? interval_ms : 1000;
-	if (pthread_create(&g->thread, NULL, guard_main, g) != 0)
+	if (thread_start(&g->thread, guard_main, g) != 0)
 		return -1;
 	g->running = 1;
 	return 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "remove.h"
+#include "thread.h"
 
 int
 spool_add(FILE *f, const char *key)
@@ -111,11 +112,8 @@ remover_main(void *arg)
 	struct store_error	 err;
 	enum store_status	 st;
 	size_t			 n, i, off;
-	sigset_t		 all;
 	char			 why[512];
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	if ((b = calloc(1, sizeof(*b))) == NULL ||
 	    (conn = store_conn_new(r->store)) == NULL) {
 		free(b);
@@ -216,8 +214,7 @@ remove_spool(struct store *store, FILE *spool, int nthreads,
 		nthreads = 1;
 	if ((t = calloc((size_t)nthreads, sizeof(*t))) != NULL)
 		for (i = 0; i < nthreads; i++)
-			if (pthread_create(&t[started], NULL, remover_main,
-			    &r) == 0)
+			if (thread_start(&t[started], remover_main, &r) == 0)
 				started++;
 	if (started == 0) {
 		res->status = STORE_ENOMEM;

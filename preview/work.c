@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "thread.h"
 #include "work.h"
 
 struct queue {
@@ -296,12 +297,8 @@ thread_main(void *arg)
 	struct work		*w = ta->w;
 	const struct maker	*mk = w->p.maker;
 	struct job		*j;
-	sigset_t		 all;
 	size_t			 idx = NO_PRESET;
 
-	/* Signals are the main thread's. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	while ((j = take(w, ta->stage, &idx)) != NULL) {
 		switch (ta->stage) {
 		case ST_FETCH:
@@ -345,8 +342,7 @@ start_thread(struct work *w, enum stage s, struct store_conn *conn)
 	pthread_mutex_lock(&w->mtx);
 	w->live[s]++;
 	pthread_mutex_unlock(&w->mtx);
-	if (pthread_create(&w->threads[w->nthreads], NULL, thread_main,
-	    ta) != 0) {
+	if (thread_start(&w->threads[w->nthreads], thread_main, ta) != 0) {
 		stage_ended(w, s);
 		free(ta);
 		return -1;

@@ -28,7 +28,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +41,7 @@
 #include "serve.h"
 #include "preview/engine.h"
 #include "preview/keys.h"
+#include "preview/thread.h"
 #include "preview/work.h"
 
 #define TABLE_SIZE	1024
@@ -663,10 +663,7 @@ flight_main(void *arg)
 	struct server		*srv = arg;
 	struct lock_conn	*lc = NULL;
 	struct flight		*f;
-	sigset_t		 all;
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	if (srv->redis != NULL)
 		lc = lock_conn_new(srv->redis);
 	for (;;) {
@@ -1118,7 +1115,7 @@ serve_start(const struct serve_params *p, struct config *cfg,
 		goto fail;
 	}
 	for (i = 0; i < srv->nthreads; i++)
-		if ((rc = pthread_create(&srv->threads[i], NULL, flight_main,
+		if ((rc = thread_start(&srv->threads[i], flight_main,
 		    srv)) != 0) {
 			srv->nthreads = i;
 			*fail = SERVE_STORAGE;
